@@ -1,0 +1,87 @@
+//! Scalar quantize and dequantize, each convention's formula to the operation.
+//!
+//! Quantize (all conventions): `q = clamp(round(x ⊘ s), qmin - zp, qmax - zp) + zp`, where
+//! * `⊘` is `f32(x / s)` (Onnx, TfLite; a correctly rounded division) or
+//!   `f32(x * f32(1 / s))` (PyTorch; the reciprocal is rounded once, on the host);
+//! * the clamp happens in the float domain, before the conversion to an integer, so ±Inf
+//!   and huge values saturate instead of overflowing a cast;
+//! * `round` is half-to-even (Onnx, PyTorch) or half-away-from-zero (TfLite), applied
+//!   before the zero point is added (onnxruntime and fbgemm round first; with an odd zero
+//!   point that matters for ties);
+//! * NaN becomes `qmin` (Onnx) or `zp` (PyTorch, TfLite), chosen with a select;
+//! * -0.0 behaves as 0.0, and subnormal inputs are honoured (they round to 0 for any
+//!   valid scale, since `s` is normal and `|x / s| < 1/2`).
+//!
+//! Because the clamp bounds are integers, clamping before or after rounding gives the
+//! same integer, which is why torch's "round, add zp, then clamp" is the same function.
+//!
+//! Dequantize: `f32(f32(q - zp) * s)`, one rounding, in every convention.
+
+use crate::quant::convention::{Convention, NanPolicy, RoundMode, ScaleOp};
+use crate::quant::divide::div_f32_exact;
+
+/// Round half to even, exactly (`nearbyint` under the default rounding mode).
+pub fn round_half_to_even(v: f32) -> f32 {
+    v.round_ties_even()
+}
+
+/// Round half away from zero, exactly (`std::round`, `TfLiteRound`).
+pub fn round_half_away_from_zero(v: f32) -> f32 {
+    v.round()
+}
+
+/// The value `x ⊘ s` is scaled by before rounding: `1 / s` for the reciprocal convention.
+/// Computed once on the host; the shader receives it as a uniform.
+pub fn reciprocal_scale(scale: f32) -> f32 {
+    div_f32_exact(1.0, scale)
+}
+
+/// `x ⊘ s` under `convention` (the division is the exact routine, equal to IEEE `/`).
+pub fn scale_value(convention: Convention, x: f32, scale: f32) -> f32 {
+    match convention.scale_op() {
+        ScaleOp::Divide => div_f32_exact(x, scale),
+        ScaleOp::MultiplyByReciprocal => x * reciprocal_scale(scale),
+    }
+}
+
+/// Quantizes one value. `qmin`/`qmax` are the clamp range; `zp` must lie inside it.
+///
+/// The order of operations is normative and the shader `quantize_value` copies it.
+pub fn quantize_value(
+    convention: Convention,
+    x: f32,
+    scale: f32,
+    zero_point: i32,
+    qmin: i32,
+    qmax: i32,
+) -> i32 {
+    let scaled = scale_value(convention, x, scale);
+    let lo = (qmin - zero_point) as f32;
+    let hi = (qmax - zero_point) as f32;
+    // Comparisons, not f32 min/max, so NaN cannot leak through a backend-defined min/max.
+    let clamped = if scaled < lo {
+        lo
+    } else if scaled > hi {
+        hi
+    } else {
+        scaled
+    };
+    let rounded = match convention.round_mode() {
+        RoundMode::HalfToEven => round_half_to_even(clamped),
+        RoundMode::HalfAwayFromZero => round_half_away_from_zero(clamped),
+    };
+    let q = rounded as i32 + zero_point;
+    if x.is_nan() {
+        match convention.nan_policy() {
+            NanPolicy::ToQmin => qmin,
+            NanPolicy::ToZeroPoint => zero_point,
+        }
+    } else {
+        q
+    }
+}
+
+/// Dequantizes one value: `f32(f32(q - zp) * s)`.
+pub fn dequantize_value(q: i32, scale: f32, zero_point: i32) -> f32 {
+    (q - zero_point) as f32 * scale
+}
