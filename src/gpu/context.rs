@@ -1,0 +1,108 @@
+//! The GPU context: the caller's `wgpu::Device` and `Queue`, or a headless pair.
+
+use crate::error::{Error, Result};
+
+/// A device and queue the crate encodes work for.
+///
+/// Cloning is cheap (wgpu handles are reference counted); `Context` is `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Context {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter_info: Option<wgpu::AdapterInfo>,
+}
+
+impl Context {
+    /// Wraps the caller's device and queue, for embedding in an existing wgpu application.
+    pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        Context {
+            device,
+            queue,
+            adapter_info: None,
+        }
+    }
+
+    /// Creates a headless device on the default adapter.
+    ///
+    /// Honours `WGPU_BACKEND` (e.g. `vulkan`) and `WGPU_ADAPTER_NAME` (a case-insensitive
+    /// substring of the adapter's name), and requests the adapter's own limits.
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`] when no adapter (or none matching `WGPU_ADAPTER_NAME`) exists;
+    /// [`Error::Gpu`] when the device request fails.
+    pub fn headless() -> Result<Self> {
+        pollster::block_on(Self::headless_async())
+    }
+
+    /// Async form of [`Context::headless`].
+    ///
+    /// # Errors
+    /// As [`Context::headless`].
+    pub async fn headless_async() -> Result<Self> {
+        // Reads WGPU_BACKEND and the other WGPU_* instance variables.
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(wanted) => {
+                let wanted = wanted.to_lowercase();
+                let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+                    .ok_or_else(|| {
+                        Error::NoAdapter(format!(
+                            "WGPU_ADAPTER_NAME={wanted:?} matches none of {names:?}"
+                        ))
+                    })?
+            }
+            Err(_) => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env()
+                        .unwrap_or(wgpu::PowerPreference::HighPerformance),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::NoAdapter(e.to_string()))?,
+        };
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu-quant headless"),
+                required_features: adapter.features() & wanted,
+                required_limits: adapter.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("request_device: {e}")))?;
+        Ok(Context {
+            device,
+            queue,
+            adapter_info: Some(adapter.get_info()),
+        })
+    }
+
+    /// The device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+    /// The queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+    /// The adapter's description, when the context created the device itself.
+    pub fn adapter_info(&self) -> Option<&wgpu::AdapterInfo> {
+        self.adapter_info.as_ref()
+    }
+
+    /// Blocks until all submitted work has finished.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the device is lost or the wait fails.
+    pub fn wait_idle(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("poll: {e}")))
+    }
+}

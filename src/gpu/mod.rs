@@ -1,0 +1,9 @@
+//! The wgpu host layer: a context over the caller's device and queue (or a headless one)
+//! and the GPU ops. Ops record into the caller's `wgpu::CommandEncoder`; blocking helpers
+//! sit on top for headless use.
+
+pub mod context;
+pub mod dot4;
+pub mod peak;
+
+pub use context::Context;

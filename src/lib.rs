@@ -1,0 +1,30 @@
+//! # wgpu-quant
+//!
+//! INT8-quantized neural-network arithmetic on any GPU that wgpu reaches, with numerics
+//! specified to the bit.
+//!
+//! Layers, top to bottom (data flows down, never back up):
+//! 1. [`quant`]: the numerics core (CPU, no wgpu): quantization parameters for each
+//!    [`Convention`], calibration observers, fixed-point multipliers, the exact division
+//!    routine and packing.
+//! 2. [`reference`]: the scalar CPU twin of every shader, the normative definition of
+//!    every GPU result.
+//! 3. `shaders/`: WGSL compute kernels.
+//! 4. [`gpu`]: the wgpu host layer, which encodes into the caller's command encoder or runs
+//!    headless.
+//!
+//! The numerics contract: integer results are exact, and every float result is exact or
+//! rounded by a single IEEE operation, so GPU output equals the CPU reference bit for bit on
+//! every conforming adapter. See the README for the conventions and the contract in brief.
+
+pub mod error;
+pub mod gpu;
+pub mod quant;
+pub mod reference;
+
+pub use error::{Error, Result};
+pub use quant::convention::Convention;
+pub use quant::epilogue::{Activation, Dequant, DequantScales, Epilogue, Requant, RequantScaling};
+pub use quant::fixed_point::{FixedPointRounding, QuantizedMultiplier};
+pub use quant::params::{QuantParams, Scheme};
+pub use quant::qtype::{QRange, QType};

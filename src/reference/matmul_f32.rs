@@ -1,0 +1,91 @@
+//! The FP32 GEMM reference: an f64 product and the written error bound the FP32 kernels are
+//! held to. This is the only tolerance in the crate.
+//!
+//! For `y[m, n] = Σ_k a[m, k] * w[n, k] (+ bias[n])` computed in f32 in any order, with or
+//! without fused multiply-adds, the standard inner-product bound (Higham, *Accuracy and
+//! Stability of Numerical Algorithms*, §3.1) is
+//! `|y - exact| ≤ γ_L · Σ_k |a||w| (+ |bias|)`, `γ_L = L·u / (1 - L·u)`, `u = 2^-24`,
+//! with `L = K + 1` terms when a bias is added. A GPU may flush subnormals, which adds at most
+//! `2^-126` per operation: `2L · 2^-126` in all. The f64 reference itself is within
+//! `γ_L(2^-53) · Σ|a||w|` of the exact value, which the bound also absorbs.
+
+use crate::error::{Error, Result};
+use crate::quant::pack::check_len;
+
+/// `γ_n = n·u / (1 - n·u)` for unit roundoff `u`.
+pub fn gamma(n: usize, unit_roundoff: f64) -> f64 {
+    let nu = n as f64 * unit_roundoff;
+    nu / (1.0 - nu)
+}
+
+/// The f64 reference of an FP32 GEMM and its per-element error bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatmulF32Reference {
+    /// `Σ_k a·w + bias` in f64, `[M, N]`.
+    pub values: Vec<f64>,
+    /// The largest allowed `|y - value|` per element.
+    pub bounds: Vec<f64>,
+}
+
+impl MatmulF32Reference {
+    /// Whether `y` lies within the bound of every element.
+    pub fn accepts(&self, y: &[f32]) -> bool {
+        y.len() == self.values.len()
+            && y.iter()
+                .zip(self.values.iter().zip(&self.bounds))
+                .all(|(&y, (&r, &b))| (f64::from(y) - r).abs() <= b)
+    }
+}
+
+/// `A[M, K] × W[N, K]^T (+ bias)` in f64 with the bound.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] for mismatched lengths, [`Error::LengthMismatch`] for the bias,
+/// [`Error::NonFiniteInput`] for NaN or Inf in any operand.
+pub fn matmul_f32_reference(
+    a: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Result<MatmulF32Reference> {
+    check_len("A", a.len(), m, k)?;
+    check_len("W", w.len(), n, k)?;
+    crate::error::check_finite("A", a)?;
+    crate::error::check_finite("W", w)?;
+    if let Some(b) = bias {
+        if b.len() != n {
+            return Err(Error::LengthMismatch {
+                what: "bias".into(),
+                got: b.len(),
+                expected: n,
+            });
+        }
+        crate::error::check_finite("bias", b)?;
+    }
+    let terms = k + usize::from(bias.is_some());
+    let g32 = gamma(terms, 2f64.powi(-24));
+    let g64 = gamma(terms, 2f64.powi(-53));
+    let underflow = 2.0 * terms as f64 * 2f64.powi(-126);
+    let mut values = Vec::with_capacity(m * n);
+    let mut bounds = Vec::with_capacity(m * n);
+    for row in 0..m {
+        for col in 0..n {
+            let mut sum = 0.0f64;
+            let mut magnitude = 0.0f64;
+            for i in 0..k {
+                let p = f64::from(a[row * k + i]) * f64::from(w[col * k + i]);
+                sum += p;
+                magnitude += p.abs();
+            }
+            if let Some(b) = bias {
+                sum += f64::from(b[col]);
+                magnitude += f64::from(b[col]).abs();
+            }
+            values.push(sum);
+            bounds.push((g32 + g64) * magnitude * (1.0 + g64) + underflow);
+        }
+    }
+    Ok(MatmulF32Reference { values, bounds })
+}

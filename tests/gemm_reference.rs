@@ -1,0 +1,1 @@
+//! Tests: gemm_reference.

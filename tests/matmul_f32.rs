@@ -1,0 +1,1 @@
+//! Tests: matmul_f32.

@@ -1,0 +1,15 @@
+//! The one integration-test binary: a module per area (faster to build than one binary each).
+
+mod common;
+
+mod calibrate;
+mod divide;
+mod dynamic;
+mod f16;
+mod fixed_point;
+mod gemm_reference;
+mod gpu_smoke;
+mod matmul_f32;
+mod pack;
+mod params;
+mod scalar;
