@@ -1,1 +1,403 @@
-//! Tests: calibrate.
+//! Calibration observers: golden values from onnxruntime itself, and invariants.
+
+use proptest::prelude::*;
+use wgpu_quant::quant::calibrate::{
+    Entropy, HistogramL2, MinMax, MovingAverageMinMax, Mse, Observer, Percentile, RangeEstimator,
+    numpy_pairwise_sum_f32,
+};
+use wgpu_quant::{Convention, Error, QType, Scheme};
+
+use crate::common::Rng;
+
+/// The generator of `scripts/golden/ort_calibration.py`: exact f32 values from an LCG.
+fn golden_batches(
+    seed: u64,
+    count: usize,
+    size: usize,
+    tail_every: u64,
+    shift: i32,
+) -> Vec<Vec<f32>> {
+    let mut state = seed;
+    (0..count)
+        .map(|b| {
+            (0..size)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let u = ((state >> 40) & 0xff_ffff) as i64 - (1 << 23);
+                    let mut x = u as f32 * 2f32.powi(-(shift + 20));
+                    if tail_every != 0 && (state >> 8) % tail_every == 0 {
+                        x *= 16.0;
+                    }
+                    x * (1.0 + b as f32)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `(case, method, lo bits, hi bits)` printed by `scripts/golden/ort_calibration.py`
+/// (onnxruntime 1.31.1, numpy 2.4.6).
+const ORT_GOLDEN: &[(&str, &str, u32, u32)] = &[
+    (
+        "uniform_one_batch",
+        "percentile_sym",
+        0xc0ffdca0,
+        0x40ffdca0,
+    ),
+    (
+        "uniform_one_batch",
+        "percentile_sym_99",
+        0xc0fd7ccc,
+        0x40fd7ccc,
+    ),
+    (
+        "uniform_one_batch",
+        "percentile_asym_99",
+        0xc0fdfca5,
+        0x40fcfca8,
+    ),
+    (
+        "uniform_one_batch",
+        "entropy_2048_128",
+        0xc0fff8a6,
+        0x40fffc9e,
+    ),
+    (
+        "uniform_one_batch",
+        "entropy_512_64",
+        0xc0fff8a6,
+        0x40fffc9e,
+    ),
+    ("uniform_one_batch", "ort_mean", 0xc0fff8a6, 0x40fffc9e),
+    (
+        "tails_three_batches",
+        "percentile_sym",
+        0xc33c3476,
+        0x433b110c,
+    ),
+    (
+        "tails_three_batches",
+        "percentile_sym_99",
+        0xc1b4256b,
+        0x41b4256b,
+    ),
+    (
+        "tails_three_batches",
+        "percentile_asym_99",
+        0xc19fddc0,
+        0x41cc24d8,
+    ),
+    (
+        "tails_three_batches",
+        "entropy_2048_128",
+        0xc187a140,
+        0x41881890,
+    ),
+    (
+        "tails_three_batches",
+        "entropy_512_64",
+        0xc1f07f98,
+        0x41f25cd8,
+    ),
+    ("tails_three_batches", "ort_mean", 0xc2f61491, 0x42eec3eb),
+    (
+        "narrow_four_batches",
+        "percentile_sym",
+        0xbfffd8e3,
+        0x3fffd8e3,
+    ),
+    (
+        "narrow_four_batches",
+        "percentile_sym_99",
+        0xbff5da23,
+        0x3ff5da23,
+    ),
+    (
+        "narrow_four_batches",
+        "percentile_asym_99",
+        0xbff663f8,
+        0x3ff5d400,
+    ),
+    (
+        "narrow_four_batches",
+        "entropy_2048_128",
+        0xbfffdc54,
+        0x3ffffa48,
+    ),
+    (
+        "narrow_four_batches",
+        "entropy_512_64",
+        0xbfffdc54,
+        0x3ffffa48,
+    ),
+    ("narrow_four_batches", "ort_mean", 0xbf9fe0e5, 0x3f9fefee),
+];
+
+fn golden_case(name: &str) -> Vec<Vec<f32>> {
+    match name {
+        "uniform_one_batch" => golden_batches(1, 1, 4000, 0, 0),
+        "tails_three_batches" => golden_batches(2, 3, 3000, 97, 1),
+        "narrow_four_batches" => golden_batches(3, 4, 2000, 0, 4),
+        other => panic!("unknown golden case {other}"),
+    }
+}
+
+fn observe_all<E: RangeEstimator>(estimator: E, batches: &[Vec<f32>]) -> (f32, f32) {
+    let mut obs = Observer::per_tensor(estimator);
+    for b in batches {
+        obs.observe(b, &[b.len()]).expect("observe");
+    }
+    obs.ranges().expect("range")[0]
+}
+
+#[test]
+fn onnxruntime_golden_ranges() {
+    let mut mismatches = Vec::new();
+    for &(case, method, lo, hi) in ORT_GOLDEN {
+        let data = golden_case(case);
+        let got = match method {
+            "percentile_sym" => observe_all(Percentile::onnxruntime_default(), &data),
+            "percentile_sym_99" => observe_all(Percentile::new(99.0, 2048, true).unwrap(), &data),
+            "percentile_asym_99" => observe_all(Percentile::new(99.0, 2048, false).unwrap(), &data),
+            "entropy_2048_128" => observe_all(Entropy::tensorrt_default(), &data),
+            "entropy_512_64" => observe_all(Entropy::new(512, 64).unwrap(), &data),
+            "ort_mean" => observe_all(
+                MovingAverageMinMax::onnxruntime(0.01, false).unwrap(),
+                &data,
+            ),
+            other => panic!("unknown method {other}"),
+        };
+        let want = (f32::from_bits(lo), f32::from_bits(hi));
+        if got.0.to_bits() != lo || got.1.to_bits() != hi {
+            mismatches.push(format!(
+                "{case}/{method}: got {got:?}, onnxruntime {want:?}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn numpy_pairwise_sum_shapes() {
+    // Below 8 elements: in order. 1e8 + 1 - 1e8 in f32 loses the 1.
+    assert_eq!(numpy_pairwise_sum_f32(&[1e8, 1.0, -1e8]), 0.0);
+    // 8..=128: eight accumulators; the pairing keeps the small values.
+    let mut v = vec![1.0f32; 16];
+    v[0] = 1e8;
+    v[8] = -1e8;
+    assert_eq!(numpy_pairwise_sum_f32(&v), 14.0);
+    // Above 128 the halves are summed separately; an exactly representable sum is exact.
+    let v: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+    assert_eq!(numpy_pairwise_sum_f32(&v), 499_500.0);
+}
+
+#[test]
+fn minmax_streams_and_per_channel() {
+    let mut obs = Observer::per_channel(MinMax::new(), 1);
+    // shape [2, 3]: channel c holds elements c and c + 3.
+    obs.observe(&[1.0, -2.0, 0.5, 3.0, 4.0, -0.5], &[2, 3])
+        .unwrap();
+    obs.observe(&[-1.0, 0.0, 0.0, 0.0, 9.0, 0.0], &[2, 3])
+        .unwrap();
+    assert_eq!(
+        obs.ranges().unwrap(),
+        vec![(-1.0, 3.0), (-2.0, 9.0), (-0.5, 0.5)]
+    );
+    // A changed channel count is an error naming both counts.
+    assert!(matches!(
+        obs.observe(&[0.0; 4], &[2, 2]),
+        Err(Error::LengthMismatch {
+            got: 2,
+            expected: 3,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn torch_ema_follows_the_formula() {
+    let mut est = MovingAverageMinMax::torch(0.01).unwrap();
+    est.update(&[-1.0, 2.0]).unwrap();
+    est.update(&[-3.0, 4.0]).unwrap();
+    let (lo, hi) = est.range().unwrap();
+    assert_eq!(lo, -1.0f32 + 0.01f32 * (-3.0 - -1.0));
+    assert_eq!(hi, 2.0f32 + 0.01f32 * (4.0 - 2.0));
+}
+
+#[test]
+fn ort_ema_merges_calls() {
+    let mut est = MovingAverageMinMax::onnxruntime(0.5, false).unwrap();
+    est.update(&[-2.0, 2.0]).unwrap();
+    est.update(&[-4.0, 6.0]).unwrap();
+    est.end_call(); // first call: means (-3, 4)
+    assert_eq!(est.range().unwrap(), (-3.0, 4.0));
+    est.update(&[-1.0, 8.0]).unwrap();
+    est.end_call(); // EMA: -3 + 0.5 * (-1 + 3) = -2; 4 + 0.5 * (8 - 4) = 6
+    assert_eq!(est.range().unwrap(), (-2.0, 6.0));
+}
+
+#[test]
+fn bad_calibration_input_is_a_typed_error() {
+    let mut obs = Observer::per_tensor(MinMax::new());
+    assert!(matches!(
+        obs.observe(&[], &[0]),
+        Err(Error::EmptyInput { .. })
+    ));
+    assert!(matches!(
+        obs.observe(&[1.0, f32::NAN], &[2]),
+        Err(Error::NonFiniteInput { index: 1, .. })
+    ));
+    assert!(matches!(
+        obs.observe(&[f32::NEG_INFINITY], &[1]),
+        Err(Error::NonFiniteInput { index: 0, .. })
+    ));
+    assert!(matches!(
+        obs.observe(&[1.0, 2.0], &[3]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(obs.ranges(), Err(Error::EmptyInput { .. })));
+    let mut per_axis = Observer::per_channel(MinMax::new(), 2);
+    assert!(matches!(
+        per_axis.observe(&[1.0, 2.0], &[2]),
+        Err(Error::AxisOutOfRange { axis: 2, rank: 1 })
+    ));
+    assert!(matches!(
+        Percentile::new(0.0, 2048, true),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        Percentile::new(100.5, 2048, true),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        Percentile::new(99.0, 0, true),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        Entropy::new(128, 256),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        Entropy::new(0, 0),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        HistogramL2::new(0),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        Mse::new(2048, 2048),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        MovingAverageMinMax::torch(0.0),
+        Err(Error::InvalidConfig { .. })
+    ));
+}
+
+#[test]
+fn outlier_aware_observers_clip_a_lone_outlier() {
+    let mut rng = Rng::new(7);
+    let mut data = rng.normals(20_000, 1.0);
+    data[123] = 1000.0;
+    let minmax = observe_all(MinMax::new(), std::slice::from_ref(&data));
+    assert_eq!(minmax.1, 1000.0);
+    let clipping: [(&str, (f32, f32)); 4] = [
+        (
+            "percentile",
+            observe_all(
+                Percentile::new(99.9, 2048, true).unwrap(),
+                std::slice::from_ref(&data),
+            ),
+        ),
+        (
+            "entropy",
+            observe_all(Entropy::tensorrt_default(), std::slice::from_ref(&data)),
+        ),
+        (
+            "histogram_l2",
+            observe_all(HistogramL2::torch_default(), std::slice::from_ref(&data)),
+        ),
+        (
+            "mse",
+            observe_all(Mse::default_config(), std::slice::from_ref(&data)),
+        ),
+    ];
+    for (name, (lo, hi)) in clipping {
+        // Entropy over ±1000 in 2048 bins cannot cut below 64 bins (≈ 62.5), hence 200.
+        assert!(
+            hi < 200.0 && hi > 1.0,
+            "{name}: hi = {hi} should clip the outlier"
+        );
+        assert!(lo < -1.0 && lo > -200.0, "{name}: lo = {lo}");
+    }
+}
+
+#[test]
+fn mse_on_non_negative_data_is_unsigned() {
+    let data: Vec<f32> = (0..5000).map(|i| (i % 100) as f32 * 0.01).collect();
+    let (lo, hi) = observe_all(Mse::default_config(), &[data]);
+    assert_eq!(lo, 0.0);
+    assert!(hi > 0.5 && hi <= 1.0, "hi = {hi}");
+}
+
+fn all_observer_ranges(data: &[f32]) -> Vec<(&'static str, (f32, f32))> {
+    let one = [data.to_vec()];
+    vec![
+        ("minmax", observe_all(MinMax::new(), &one)),
+        (
+            "torch_ema",
+            observe_all(MovingAverageMinMax::torch(0.01).unwrap(), &one),
+        ),
+        (
+            "ort_mean",
+            observe_all(MovingAverageMinMax::onnxruntime(0.01, false).unwrap(), &one),
+        ),
+        (
+            "percentile",
+            observe_all(Percentile::onnxruntime_default(), &one),
+        ),
+        ("entropy", observe_all(Entropy::new(256, 32).unwrap(), &one)),
+        (
+            "histogram_l2",
+            observe_all(HistogramL2::new(256).unwrap(), &one),
+        ),
+        ("mse", observe_all(Mse::new(256, 16).unwrap(), &one)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Every observer's params: the range includes 0 (zero is exactly representable: the
+    /// zero point lies in the range), the scale is normal, and per-channel on one channel
+    /// equals per-tensor.
+    #[test]
+    fn observer_params_invariants(
+        data in prop::collection::vec(-50.0f32..50.0, 1..300),
+        convention in prop::sample::select(Convention::ALL.to_vec()),
+        symmetric in any::<bool>(),
+    ) {
+        let scheme = if symmetric { Scheme::symmetric(QType::I8) } else { Scheme::affine(QType::U8) };
+        for (name, (lo, hi)) in all_observer_ranges(&data) {
+            prop_assert!(lo <= hi, "{name}: {lo} > {hi}");
+            let Ok(params) = wgpu_quant::QuantParams::from_range(convention, &scheme, lo, hi) else {
+                continue; // TFLite rejects none of these; torch's u8 symmetric can, by design
+            };
+            prop_assert!(params.scale(0).is_normal() && params.scale(0) > 0.0);
+            prop_assert!(params.range().contains(params.zero_point(0)), "{name}");
+        }
+        let mut per_tensor = Observer::per_tensor(MinMax::new());
+        let mut per_channel = Observer::per_channel(MinMax::new(), 0);
+        per_tensor.observe(&data, &[data.len()]).unwrap();
+        per_channel.observe(&data, &[1, data.len()]).unwrap();
+        prop_assert_eq!(
+            per_tensor.params(convention, &scheme).ok(),
+            per_channel.params(convention, &scheme).ok().map(|p| {
+                wgpu_quant::QuantParams::per_tensor(p.scale(0), p.zero_point(0), p.range()).unwrap()
+            })
+        );
+    }
+}

@@ -1,1 +1,248 @@
-//! Calibration observers (filled in below).
+//! Calibration observers: they see data batch by batch and produce a real range per tensor
+//! or per channel, from which [`QuantParams`] follow under a chosen [`Convention`].
+//!
+//! | observer | use it for | algorithm |
+//! |---|---|---|
+//! | [`MinMax`] | weights (the default, per channel), activations without outliers | running min/max |
+//! | [`MovingAverageMinMax`] | activations over many batches | torch EMA, or onnxruntime's per-call mean |
+//! | [`Percentile`] | activations with rare outliers | onnxruntime histogram percentile |
+//! | [`Entropy`] | activations; keeps the distribution's shape | TensorRT KL divergence, onnxruntime's port |
+//! | [`HistogramL2`] | activations with heavy tails | torch `HistogramObserver` L2 search |
+//! | [`Mse`] | activations and weights with outliers | the symmetric clip minimising expected squared error |
+//!
+//! Every batch is checked: empty input, NaN and ±Inf are typed errors.
+
+mod entropy;
+mod histogram;
+mod histogram_l2;
+mod minmax;
+mod mse;
+mod percentile;
+
+pub use entropy::Entropy;
+pub use histogram::OrtHistogram;
+pub use histogram_l2::HistogramL2;
+pub use minmax::{MinMax, MovingAverageMinMax};
+pub use mse::Mse;
+pub use percentile::Percentile;
+
+use crate::error::{Error, Result, check_finite};
+use crate::quant::convention::Convention;
+use crate::quant::params::{QuantParams, Scheme};
+
+/// The state of one range estimate (one tensor, or one channel of it).
+pub trait RangeEstimator: Clone + std::fmt::Debug {
+    /// Folds in one batch of finite, non-empty values.
+    ///
+    /// # Errors
+    /// Estimator-specific configuration errors.
+    fn update(&mut self, values: &[f32]) -> Result<()>;
+
+    /// The current real range `[min, max]`.
+    ///
+    /// # Errors
+    /// [`Error::EmptyInput`] when nothing has been observed.
+    fn range(&self) -> Result<(f32, f32)>;
+
+    /// Marks the end of one calibration call (onnxruntime's `collect_data`); only the
+    /// onnxruntime moving average uses it.
+    fn end_call(&mut self) {}
+}
+
+/// Per tensor, or per channel along an axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    /// One range for the whole tensor.
+    PerTensor,
+    /// One range per index along `axis`.
+    PerChannel {
+        /// The channel axis.
+        axis: usize,
+    },
+}
+
+/// A streaming observer: an estimator per tensor or per channel.
+#[derive(Debug, Clone)]
+pub struct Observer<E: RangeEstimator> {
+    granularity: Granularity,
+    template: E,
+    channels: Vec<E>,
+}
+
+impl<E: RangeEstimator> Observer<E> {
+    /// A fresh observer that clones `estimator` for each channel.
+    pub fn new(estimator: E, granularity: Granularity) -> Self {
+        Observer {
+            granularity,
+            template: estimator,
+            channels: Vec::new(),
+        }
+    }
+
+    /// Per-tensor observer.
+    pub fn per_tensor(estimator: E) -> Self {
+        Self::new(estimator, Granularity::PerTensor)
+    }
+
+    /// Per-channel observer along `axis`.
+    pub fn per_channel(estimator: E, axis: usize) -> Self {
+        Self::new(estimator, Granularity::PerChannel { axis })
+    }
+
+    /// Observes one row-major batch of `shape`.
+    ///
+    /// # Errors
+    /// [`Error::EmptyInput`], [`Error::NonFiniteInput`], [`Error::ShapeMismatch`],
+    /// [`Error::AxisOutOfRange`], [`Error::LengthMismatch`] (the channel count changed
+    /// between batches), and estimator errors.
+    pub fn observe(&mut self, batch: &[f32], shape: &[usize]) -> Result<()> {
+        let expected: usize = shape.iter().product();
+        if expected != batch.len() {
+            return Err(Error::ShapeMismatch {
+                what: "calibration batch".into(),
+                shape: shape.to_vec(),
+                expected,
+                got: batch.len(),
+            });
+        }
+        if batch.is_empty() {
+            return Err(Error::EmptyInput {
+                what: "calibration batch".into(),
+            });
+        }
+        check_finite("calibration batch", batch)?;
+        match self.granularity {
+            Granularity::PerTensor => {
+                if self.channels.is_empty() {
+                    self.channels.push(self.template.clone());
+                }
+                self.channels[0].update(batch)
+            }
+            Granularity::PerChannel { axis } => {
+                if axis >= shape.len() {
+                    return Err(Error::AxisOutOfRange {
+                        axis,
+                        rank: shape.len(),
+                    });
+                }
+                let count = shape[axis];
+                if self.channels.is_empty() {
+                    self.channels = vec![self.template.clone(); count];
+                } else if self.channels.len() != count {
+                    return Err(Error::LengthMismatch {
+                        what: format!("channels along axis {axis}"),
+                        got: count,
+                        expected: self.channels.len(),
+                    });
+                }
+                for (c, values) in split_channels(batch, shape, axis).iter().enumerate() {
+                    self.channels[c].update(values)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends one calibration call (see [`RangeEstimator::end_call`]).
+    pub fn end_call(&mut self) {
+        self.channels.iter_mut().for_each(E::end_call);
+    }
+
+    /// The ranges, one per channel (one for per-tensor).
+    ///
+    /// # Errors
+    /// [`Error::EmptyInput`] when nothing has been observed.
+    pub fn ranges(&self) -> Result<Vec<(f32, f32)>> {
+        if self.channels.is_empty() {
+            return Err(Error::EmptyInput {
+                what: "observer (no batch observed)".into(),
+            });
+        }
+        self.channels.iter().map(E::range).collect()
+    }
+
+    /// The quantization params of the observed ranges under `convention` and `scheme`.
+    ///
+    /// # Errors
+    /// As [`Observer::ranges`] and [`QuantParams::from_range`].
+    pub fn params(&self, convention: Convention, scheme: &Scheme) -> Result<QuantParams> {
+        let ranges = self.ranges()?;
+        match self.granularity {
+            Granularity::PerTensor => {
+                QuantParams::from_range(convention, scheme, ranges[0].0, ranges[0].1)
+            }
+            Granularity::PerChannel { axis } => {
+                let (mins, maxs): (Vec<f32>, Vec<f32>) = ranges.into_iter().unzip();
+                QuantParams::from_ranges(convention, scheme, axis, &mins, &maxs)
+            }
+        }
+    }
+}
+
+/// The values of each channel along `axis`, in row-major order (torch's permute-and-flatten).
+pub fn split_channels(batch: &[f32], shape: &[usize], axis: usize) -> Vec<Vec<f32>> {
+    let count = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut out = vec![Vec::with_capacity(batch.len() / count.max(1)); count];
+    for (i, &v) in batch.iter().enumerate() {
+        out[(i / inner) % count].push(v);
+    }
+    out
+}
+
+/// numpy's pairwise summation of float32 (`add.reduce`), which onnxruntime's mean uses:
+/// blocks of fewer than 8 are summed in order, up to 128 with eight accumulators, larger
+/// ones split in halves at a multiple of 8.
+pub fn numpy_pairwise_sum_f32(a: &[f32]) -> f32 {
+    let n = a.len();
+    if n < 8 {
+        let mut res = 0.0f32;
+        for &v in a {
+            res += v;
+        }
+        res
+    } else if n <= 128 {
+        let mut r = [0.0f32; 8];
+        r.copy_from_slice(&a[..8]);
+        let mut i = 8;
+        while i < n - (n % 8) {
+            for j in 0..8 {
+                r[j] += a[i + j];
+            }
+            i += 8;
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        while i < n {
+            res += a[i];
+            i += 1;
+        }
+        res
+    } else {
+        let mut n2 = n / 2;
+        n2 -= n2 % 8;
+        numpy_pairwise_sum_f32(&a[..n2]) + numpy_pairwise_sum_f32(&a[n2..])
+    }
+}
+
+/// The f32 min and max of a non-empty finite slice.
+pub(crate) fn min_max(values: &[f32]) -> (f32, f32) {
+    values
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
+pub(crate) fn not_observed() -> Error {
+    Error::EmptyInput {
+        what: "observer (no batch observed)".into(),
+    }
+}
+
+pub(crate) fn invalid(what: &str, value: impl std::fmt::Display, reason: &str) -> Error {
+    Error::InvalidConfig {
+        what: what.into(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,209 @@
+//! onnxruntime's `HistogramCollector`: the histogram that Percentile, Entropy and MSE read.
+//!
+//! Two collection modes, as in `onnxruntime/quantization/calibrate.py`:
+//! * `collect_value` (entropy; percentile when not symmetric): per batch `th = max(|min|,
+//!   |max|)` and `histogram(x, bins, range=(-th, th))`; a later batch with a larger `th`
+//!   widens the histogram by whole old-stride bins on both sides and adds the old counts
+//!   into the centre;
+//! * `collect_absolute_value` (percentile when symmetric): `histogram(|x|, bins)` over numpy's
+//!   default range `[min|x|, max|x|]`; later batches append edges with `np.arange` of the
+//!   old width and re-bin against the extended edges.
+//!
+//! Edges follow numpy's float32 arithmetic (`linspace`: `start + i * f32(delta / n)`, the last
+//! edge set to `stop`; `arange`: `start + i * f32((start + w) - start)`), and a value falls in
+//! bin `i` when `edges[i] <= x < edges[i + 1]` (the last bin closed), which is what numpy's
+//! `histogram` computes after its edge corrections. Values outside the edges are dropped.
+
+use super::min_max;
+
+/// A histogram with its f32 edges and the data range seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrtHistogram {
+    /// Counts per bin.
+    pub counts: Vec<u64>,
+    /// `counts.len() + 1` ascending edges.
+    pub edges: Vec<f32>,
+    /// Smallest value seen.
+    pub min: f32,
+    /// Largest value seen.
+    pub max: f32,
+    /// The symmetric threshold (`collect_value` mode only).
+    pub threshold: f32,
+}
+
+/// numpy `linspace(start, stop, n + 1)` in float32.
+pub fn linspace_f32(start: f32, stop: f32, bins: usize) -> Vec<f32> {
+    let step = (stop - start) / bins as f32;
+    let mut edges: Vec<f32> = if step == 0.0 {
+        (0..=bins)
+            .map(|i| (i as f32 / bins as f32) * (stop - start) + start)
+            .collect()
+    } else {
+        (0..=bins).map(|i| i as f32 * step + start).collect()
+    };
+    edges[bins] = stop;
+    edges
+}
+
+/// Adds the values to `counts` over `edges` (bins half-open, the last closed).
+pub fn bin_values(counts: &mut [u64], edges: &[f32], values: impl Iterator<Item = f32>) {
+    let first = edges[0];
+    let last = edges[edges.len() - 1];
+    let nbins = counts.len();
+    for x in values {
+        if !(x >= first && x <= last) {
+            continue;
+        }
+        // The number of edges <= x, minus one, is the bin; the last edge belongs to the last bin.
+        let bin = edges.partition_point(|&e| e <= x) - 1;
+        counts[bin.min(nbins - 1)] += 1;
+    }
+}
+
+fn histogram_over(values: &[f32], bins: usize, lo: f32, hi: f32) -> (Vec<u64>, Vec<f32>) {
+    // numpy widens an empty range by 0.5 each side.
+    let (lo, hi) = if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
+    let edges = linspace_f32(lo, hi, bins);
+    let mut counts = vec![0u64; bins];
+    bin_values(&mut counts, &edges, values.iter().copied());
+    (counts, edges)
+}
+
+/// numpy's float32 floor division (`npy_divmodf`).
+fn floor_divide_f32(a: f32, b: f32) -> f32 {
+    let modulo = a % b;
+    let mut div = (a - modulo) / b;
+    if modulo != 0.0 && ((b < 0.0) != (modulo < 0.0)) {
+        div -= 1.0;
+    }
+    if div == 0.0 {
+        return 0.0f32.copysign(a / b);
+    }
+    let mut floordiv = div.floor();
+    if div - floordiv > 0.5 {
+        floordiv += 1.0;
+    }
+    floordiv
+}
+
+impl OrtHistogram {
+    /// `collect_value`: folds one batch into `state` (created on the first batch).
+    pub fn collect_value(state: &mut Option<OrtHistogram>, values: &[f32], bins: usize) {
+        let (lo, hi) = min_max(values);
+        let th = lo.abs().max(hi.abs());
+        let Some(old) = state.take() else {
+            let (counts, edges) = histogram_over(values, bins, -th, th);
+            *state = Some(OrtHistogram {
+                counts,
+                edges,
+                min: lo,
+                max: hi,
+                threshold: th,
+            });
+            return;
+        };
+        let (min, max) = (old.min.min(lo), old.max.max(hi));
+        if th <= old.threshold {
+            let (counts, _) =
+                histogram_over(values, old.counts.len(), -old.threshold, old.threshold);
+            let counts = counts.iter().zip(&old.counts).map(|(a, b)| a + b).collect();
+            *state = Some(OrtHistogram {
+                counts,
+                min,
+                max,
+                ..old
+            });
+        } else if old.threshold == 0.0 {
+            let (mut counts, edges) = histogram_over(values, old.counts.len(), -th, th);
+            counts
+                .iter_mut()
+                .zip(&old.counts)
+                .for_each(|(a, b)| *a += b);
+            *state = Some(OrtHistogram {
+                counts,
+                edges,
+                min,
+                max,
+                threshold: th,
+            });
+        } else {
+            let old_bins = old.counts.len();
+            let old_stride = 2.0 * old.threshold / old_bins as f32;
+            let half = (floor_divide_f32(th - old.threshold, old_stride) + 1.0) as usize;
+            let new_bins = old_bins + 2 * half;
+            let new_threshold = half as f32 * old_stride + old.threshold;
+            let (mut counts, edges) =
+                histogram_over(values, new_bins, -new_threshold, new_threshold);
+            counts[half..new_bins - half]
+                .iter_mut()
+                .zip(&old.counts)
+                .for_each(|(a, b)| *a += b);
+            *state = Some(OrtHistogram {
+                counts,
+                edges,
+                min,
+                max,
+                threshold: new_threshold,
+            });
+        }
+    }
+
+    /// `collect_absolute_value`: folds one batch of `|x|` into `state`.
+    pub fn collect_absolute_value(state: &mut Option<OrtHistogram>, values: &[f32], bins: usize) {
+        let (lo, hi) = min_max(values);
+        let abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
+        let (alo, ahi) = min_max(&abs);
+        let Some(old) = state.take() else {
+            let (counts, edges) = histogram_over(&abs, bins, alo, ahi);
+            *state = Some(OrtHistogram {
+                counts,
+                edges,
+                min: lo,
+                max: hi,
+                threshold: 0.0,
+            });
+            return;
+        };
+        let mut edges = old.edges.clone();
+        let last = edges[edges.len() - 1];
+        if ahi > last {
+            // np.arange(last + width, amax + width, width) in float32.
+            let width = edges[1] - edges[0];
+            let start = last + width;
+            let stop = ahi + width;
+            let len = ((stop - start) / width).ceil().max(0.0) as usize;
+            if len > 0 {
+                let delta = (start + width) - start;
+                edges.push(start);
+                for i in 1..len {
+                    edges.push(start + i as f32 * delta);
+                }
+            }
+        }
+        let mut counts = vec![0u64; edges.len() - 1];
+        bin_values(&mut counts, &edges, abs.iter().copied());
+        counts
+            .iter_mut()
+            .zip(&old.counts)
+            .for_each(|(a, b)| *a += b);
+        *state = Some(OrtHistogram {
+            counts,
+            edges,
+            min: old.min.min(lo),
+            max: old.max.max(hi),
+            threshold: 0.0,
+        });
+    }
+
+    /// Clips a candidate range to the observed data range, as onnxruntime finishes.
+    pub fn clip_to_data(&self, lo: f32, hi: f32) -> (f32, f32) {
+        (
+            if lo < self.min { self.min } else { lo },
+            if hi > self.max { self.max } else { hi },
+        )
+    }
+}

@@ -1,0 +1,100 @@
+//! Percentile calibration (onnxruntime `HistogramCalibrater(method="percentile")`).
+
+use super::histogram::OrtHistogram;
+use super::{RangeEstimator, invalid, not_observed};
+use crate::error::Result;
+
+/// The range that keeps `percentile` % of the mass, from onnxruntime's histogram.
+///
+/// Use for activations with rare outliers that MinMax would let set the scale.
+/// * symmetric (onnxruntime's default): histogram of `|x|`; `t = edges[searchsorted(cdf,
+///   p / 100)]`, range `(-t, t)`;
+/// * asymmetric: histogram of `x` over `±th`; `c = (100 - p) / 200`, range
+///   `(edges[searchsorted(cdf, c)], edges[searchsorted(cdf, 1 - c)])`.
+///
+/// Both clip each end to the observed data range, so a "symmetric" result can be asymmetric.
+/// The cdf is `cumsum(counts / total)` in f64, `searchsorted` the first index with
+/// `cdf[i] >= v`.
+#[derive(Debug, Clone)]
+pub struct Percentile {
+    percentile: f64,
+    bins: usize,
+    symmetric: bool,
+    histogram: Option<OrtHistogram>,
+}
+
+impl Percentile {
+    /// onnxruntime's defaults: 2048 bins, 99.999 %, symmetric.
+    pub fn onnxruntime_default() -> Self {
+        Percentile {
+            percentile: 99.999,
+            bins: 2048,
+            symmetric: true,
+            histogram: None,
+        }
+    }
+
+    /// A custom percentile calibrator.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] for a percentile outside (0, 100] or zero bins.
+    pub fn new(percentile: f64, bins: usize, symmetric: bool) -> Result<Self> {
+        if !(percentile > 0.0 && percentile <= 100.0) {
+            return Err(invalid("percentile", percentile, "must be in (0, 100]"));
+        }
+        if bins == 0 {
+            return Err(invalid("num_bins", bins, "must be at least 1"));
+        }
+        Ok(Percentile {
+            percentile,
+            bins,
+            symmetric,
+            histogram: None,
+        })
+    }
+
+    /// The collected histogram, if any batch was seen.
+    pub fn histogram(&self) -> Option<&OrtHistogram> {
+        self.histogram.as_ref()
+    }
+}
+
+fn searchsorted_left(cdf: &[f64], v: f64) -> usize {
+    cdf.partition_point(|&c| c < v)
+}
+
+impl RangeEstimator for Percentile {
+    fn update(&mut self, values: &[f32]) -> Result<()> {
+        if self.symmetric {
+            OrtHistogram::collect_absolute_value(&mut self.histogram, values, self.bins);
+        } else {
+            OrtHistogram::collect_value(&mut self.histogram, values, self.bins);
+        }
+        Ok(())
+    }
+
+    fn range(&self) -> Result<(f32, f32)> {
+        let h = self.histogram.as_ref().ok_or_else(not_observed)?;
+        let total = h.counts.iter().sum::<u64>() as f64;
+        let mut acc = 0.0f64;
+        let cdf: Vec<f64> = h
+            .counts
+            .iter()
+            .map(|&c| {
+                acc += c as f64 / total;
+                acc
+            })
+            .collect();
+        let (lo, hi) = if self.symmetric {
+            let t = h.edges[searchsorted_left(&cdf, self.percentile / 100.0)];
+            (-t, t)
+        } else {
+            let cut = (100.0 - self.percentile) / 200.0;
+            (
+                h.edges[searchsorted_left(&cdf, cut)],
+                h.edges[searchsorted_left(&cdf, 1.0 - cut)],
+            )
+        };
+        Ok(h.clip_to_data(lo, hi))
+    }
+}
