@@ -10,6 +10,9 @@ mod fixed_point;
 mod gemm_reference;
 mod gpu_smoke;
 mod matmul_f32;
+mod onnx_conformance;
+#[allow(clippy::unreadable_literal, reason = "generated golden data")]
+mod ort_ops_golden;
 mod pack;
 mod params;
 mod scalar;

@@ -295,8 +295,9 @@ pub fn scale_zero_point(
     Ok((scale, zp))
 }
 
-/// onnxruntime `quant_utils.compute_scale_zp`: float32 range, float64 scale, zp from the
-/// float64 scale with numpy's half-to-even round, then the scale cast to float32.
+/// onnxruntime `quant_utils.compute_scale_zp`: float32 range widened to float64, float64
+/// scale, zp from the float64 scale with numpy's half-to-even round, then the scale cast to
+/// float32.
 fn onnx_compute_scale_zp(min: f32, max: f32, range: QRange, symmetric: bool) -> (f32, i32) {
     let (qmin, qmax) = (range.qmin(), range.qmax());
     let mut rmin = min.min(0.0);
@@ -306,7 +307,9 @@ fn onnx_compute_scale_zp(min: f32, max: f32, range: QRange, symmetric: bool) -> 
         rmin = -absmax;
         rmax = absmax;
     }
-    let dr = f64::from(rmax - rmin); // float32 subtraction, then widened
+    // onnxruntime 1.31 widens both ends before subtracting (NUMERICS.md's "float32
+    // subtraction" is an older version's; the golden tests pin 1.31.1).
+    let dr = f64::from(rmax) - f64::from(rmin);
     let scale = dr / (f64::from(qmax) - f64::from(qmin));
     if scale < f64::from(f32::MIN_POSITIVE) {
         return (1.0, 0);
