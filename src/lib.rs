@@ -23,6 +23,11 @@ pub mod quant;
 pub mod reference;
 
 pub use error::{Error, Result};
+
+/// Compiles the README's examples as doc tests, so the entry point stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 pub use quant::convention::Convention;
 pub use quant::epilogue::{Activation, Dequant, DequantScales, Epilogue, Requant, RequantScaling};
 pub use quant::fixed_point::{FixedPointRounding, QuantizedMultiplier};

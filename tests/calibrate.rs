@@ -27,7 +27,7 @@ fn golden_batches(
                         .wrapping_add(1442695040888963407);
                     let u = ((state >> 40) & 0xff_ffff) as i64 - (1 << 23);
                     let mut x = u as f32 * 2f32.powi(-(shift + 20));
-                    if tail_every != 0 && (state >> 8) % tail_every == 0 {
+                    if tail_every != 0 && (state >> 8).is_multiple_of(tail_every) {
                         x *= 16.0;
                     }
                     x * (1.0 + b as f32)

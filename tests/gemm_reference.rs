@@ -17,26 +17,19 @@ use wgpu_quant::{
 
 use crate::common::Rng;
 
-fn naive(
-    a: &[u8],
-    at: QType,
-    za: &[i32],
-    w: &[u8],
-    wt: QType,
-    zw: &[i32],
-    bias: &[i32],
-    m: usize,
-    n: usize,
-    k: usize,
-) -> Vec<i64> {
+/// The exact `Σ (a - za)(w - zw) + bias` in i64, straight from the definition.
+fn naive(g: &GemmInputs) -> Vec<i64> {
+    let (m, n, k) = g.dims();
     let pick = |v: &[i32], i: usize| i64::from(if v.len() == 1 { v[0] } else { v[i] });
     let mut out = Vec::new();
     for r in 0..m {
         for c in 0..n {
-            let mut acc: i64 = bias.get(c).map_or(0, |&b| i64::from(b));
+            let mut acc: i64 = g.bias.get(c).map_or(0, |&b| i64::from(b));
             for i in 0..k {
-                let av = i64::from(from_storage_byte(a[r * k + i], at)) - pick(za, r);
-                let wv = i64::from(from_storage_byte(w[c * k + i], wt)) - pick(zw, c);
+                let av = i64::from(from_storage_byte(g.a.data[r * k + i], g.a.qtype))
+                    - pick(g.a_zero_points, r);
+                let wv = i64::from(from_storage_byte(g.w.data[c * k + i], g.w.qtype))
+                    - pick(g.w_zero_points, c);
                 acc += av * wv;
             }
             out.push(acc);
@@ -74,7 +67,7 @@ proptest! {
             bias: &bias,
         };
         let got: Vec<i64> = matmul_i8_accumulators(&inputs).unwrap().into_iter().map(i64::from).collect();
-        prop_assert_eq!(got, naive(&a, at, &za, &w, wt, &zw, &bias, m, n, k));
+        prop_assert_eq!(got, naive(&inputs));
     }
 }
 

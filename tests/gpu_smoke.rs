@@ -46,3 +46,59 @@ fn dot4_rejects_mismatched_lengths() {
         }
     ));
 }
+
+/// The embedding path: the caller's own device, queue, buffers and encoder.
+#[test]
+fn dot4_encodes_into_the_callers_encoder() {
+    use wgpu::util::DeviceExt;
+    use wgpu_quant::gpu::dot4::{Dot4Kernel, read_words_blocking};
+    let Some(shared) = gpu() else { return };
+    let (device, queue) = (shared.device().clone(), shared.queue().clone());
+    let ctx = wgpu_quant::gpu::Context::from_wgpu(device.clone(), queue.clone());
+    let lhs = [0x0102_0304u32, 0x8080_8080, 0x7f00_ff01];
+    let rhs = [0x0101_0101u32, 0x7f7f_7f7f, 0x0203_0405];
+    let make = |data: &[u32], usage| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(data),
+            usage,
+        })
+    };
+    let storage = wgpu::BufferUsages::STORAGE;
+    let (a, b) = (make(&lhs, storage), make(&rhs, storage));
+    let out = make(&[0; 3], storage | wgpu::BufferUsages::COPY_SRC);
+    let kernel = Dot4Kernel::new(&ctx).unwrap();
+    let mut encoder = device.create_command_encoder(&Default::default());
+    kernel.encode(&ctx, &mut encoder, &a, &b, &out, 3).unwrap();
+    queue.submit([encoder.finish()]);
+    let got = read_words_blocking(&ctx, &out, 3).unwrap();
+    let want: Vec<u32> = lhs
+        .iter()
+        .zip(&rhs)
+        .map(|(&x, &y)| dot4_i8_packed(x, y) as u32)
+        .collect();
+    assert_eq!(got, want);
+
+    // Bad buffers are typed errors, not wgpu panics or lost devices.
+    let no_storage = make(&[0; 3], wgpu::BufferUsages::COPY_SRC);
+    let mut encoder = device.create_command_encoder(&Default::default());
+    assert!(matches!(
+        kernel.encode(&ctx, &mut encoder, &no_storage, &b, &out, 3),
+        Err(wgpu_quant::Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        kernel.encode(&ctx, &mut encoder, &a, &b, &out, 4),
+        Err(wgpu_quant::Error::ShapeMismatch {
+            expected: 16,
+            got: 12,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn context_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<wgpu_quant::gpu::Context>();
+    assert_send_sync::<wgpu_quant::gpu::dot4::Dot4Kernel>();
+}

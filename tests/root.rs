@@ -11,7 +11,10 @@ mod gemm_reference;
 mod gpu_smoke;
 mod matmul_f32;
 mod onnx_conformance;
-#[allow(clippy::unreadable_literal, reason = "generated golden data")]
+#[allow(
+    clippy::type_complexity,
+    reason = "generated golden tables: one tuple per case"
+)]
 mod ort_ops_golden;
 mod pack;
 mod params;

@@ -103,6 +103,10 @@ fn kl_divergence(p: &[f32], q: &[f32]) -> f64 {
 }
 
 /// The entropy threshold of a histogram (`get_entropy_threshold`).
+#[expect(
+    clippy::needless_range_loop,
+    reason = "index loops mirror onnxruntime's get_entropy_threshold line for line"
+)]
 pub fn entropy_threshold(h: &OrtHistogram, quantized_bins: usize) -> (f32, f32) {
     let hist: Vec<i64> = h.counts.iter().map(|&c| c as i64).collect();
     let num_bins = hist.len();
