@@ -40,7 +40,7 @@ fn check_buffer(
             got: buffer.size() as usize,
         });
     }
-    let limit = u64::from(ctx.device().limits().max_storage_buffer_binding_size);
+    let limit = ctx.device().limits().max_storage_buffer_binding_size;
     if needed > limit {
         return Err(Error::Unsupported(format!(
             "{what}: {needed} bytes exceed max_storage_buffer_binding_size = {limit}"
