@@ -163,3 +163,48 @@ proptest! {
         }
     }
 }
+
+mod wide_twin {
+    //! The u32-piece twin of the shader's fixed point equals the normative i64 version.
+    use proptest::prelude::*;
+    use wgpu_quant::quant::fixed_point::{
+        FixedPointRounding, QuantizedMultiplier, multiply_by_quantized_multiplier,
+    };
+    use wgpu_quant::reference::wide::{mbqm_double, mbqm_single, mul_u32_wide};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn wide_pieces_equal_i64(
+            x in any::<i32>(),
+            m0 in prop_oneof![Just(0i32), (1i32 << 30)..=i32::MAX],
+            shift in -31i32..=30,
+            a in any::<u32>(), b in any::<u32>(),
+        ) {
+            let p = mul_u32_wide(a, b);
+            prop_assert_eq!(u64::from(p[0]) | u64::from(p[1]) << 32, u64::from(a) * u64::from(b));
+            let m = QuantizedMultiplier { m0, shift };
+            prop_assert_eq!(mbqm_single(x, m0, shift), multiply_by_quantized_multiplier(x, m, FixedPointRounding::Single));
+            prop_assert_eq!(mbqm_double(x, m0, shift), multiply_by_quantized_multiplier(x, m, FixedPointRounding::Double));
+        }
+    }
+
+    #[test]
+    fn extremes() {
+        for x in [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX] {
+            for m0 in [0, 1 << 30, i32::MAX] {
+                for shift in [-31, -1, 0, 1, 30] {
+                    let m = QuantizedMultiplier { m0, shift };
+                    assert_eq!(
+                        mbqm_single(x, m0, shift),
+                        multiply_by_quantized_multiplier(x, m, FixedPointRounding::Single)
+                    );
+                    assert_eq!(
+                        mbqm_double(x, m0, shift),
+                        multiply_by_quantized_multiplier(x, m, FixedPointRounding::Double)
+                    );
+                }
+            }
+        }
+    }
+}

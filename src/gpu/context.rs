@@ -1,6 +1,10 @@
 //! The GPU context: the caller's `wgpu::Device` and `Queue`, or a headless pair.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::error::{Error, Result};
+use crate::gpu::pipelines::PipelineKey;
 
 /// A device and queue the crate encodes work for.
 ///
@@ -10,6 +14,7 @@ pub struct Context {
     device: wgpu::Device,
     queue: wgpu::Queue,
     adapter_info: Option<wgpu::AdapterInfo>,
+    pipelines: Arc<Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>>,
 }
 
 impl Context {
@@ -19,6 +24,7 @@ impl Context {
             device,
             queue,
             adapter_info: None,
+            pipelines: Arc::default(),
         }
     }
 
@@ -79,6 +85,7 @@ impl Context {
             device,
             queue,
             adapter_info: Some(adapter.get_info()),
+            pipelines: Arc::default(),
         })
     }
 
@@ -93,6 +100,23 @@ impl Context {
     /// The adapter's description, when the context created the device itself.
     pub fn adapter_info(&self) -> Option<&wgpu::AdapterInfo> {
         self.adapter_info.as_ref()
+    }
+
+    /// The pipeline for `key`, built on first use and cached for the context's lifetime.
+    ///
+    /// # Errors
+    /// [`Error::Shader`] or [`Error::Gpu`] when the pipeline cannot be built.
+    pub fn pipeline(&self, key: PipelineKey) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self
+            .pipelines
+            .lock()
+            .map_err(|_| Error::Gpu("pipeline cache lock poisoned".into()))?;
+        if let Some(p) = cache.get(&key) {
+            return Ok(p.clone());
+        }
+        let pipeline = key.build(&self.device)?;
+        cache.insert(key, pipeline.clone());
+        Ok(pipeline)
     }
 
     /// Blocks until all submitted work has finished.

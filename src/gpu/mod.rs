@@ -1,9 +1,13 @@
-//! The wgpu host layer: a context over the caller's device and queue (or a headless one)
-//! and the GPU ops. Ops record into the caller's `wgpu::CommandEncoder`; blocking helpers
-//! sit on top for headless use.
+//! The wgpu host layer: a context over the caller's device and queue (or a headless one),
+//! shader assembly, a typed pipeline cache and the GPU ops. Ops record into the caller's
+//! `wgpu::CommandEncoder`; blocking helpers sit on top for headless use.
 
+pub mod buffers;
 pub mod context;
 pub mod dot4;
 pub mod peak;
+pub mod pipelines;
+pub mod quantize;
+pub mod shader;
 
 pub use context::Context;

@@ -10,3 +10,4 @@ pub mod f16;
 pub mod gemm;
 pub mod matmul_f32;
 pub mod quantize;
+pub mod wide;

@@ -1,0 +1,203 @@
+//! Buffer helpers shared by the ops: checked uploads (out-of-memory caught and returned),
+//! the checks every `encode` makes on caller buffers, dispatch grids and readback.
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::Context;
+
+/// Uploads `data` into a new buffer with `usage`, catching out-of-memory and validation
+/// errors and checking `max_buffer_size`.
+///
+/// # Errors
+/// [`Error::Unsupported`] above `max_buffer_size`; [`Error::Gpu`] for wgpu errors.
+pub fn upload<T: bytemuck::Pod>(
+    ctx: &Context,
+    label: &str,
+    data: &[T],
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    // wgpu rejects zero-sized bindings; keep one word so empty tensors still bind.
+    let padded;
+    let contents = if bytes.is_empty() {
+        padded = [0u8; 4];
+        &padded[..]
+    } else {
+        bytes
+    };
+    let max = ctx.device().limits().max_buffer_size;
+    if contents.len() as u64 > max {
+        return Err(Error::Unsupported(format!(
+            "{label}: {} bytes exceed max_buffer_size = {max}",
+            contents.len()
+        )));
+    }
+    let device = ctx.device();
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage,
+    });
+    if let Some(e) = pollster::block_on(validation.pop()) {
+        return Err(Error::Gpu(format!("{label}: {e}")));
+    }
+    if let Some(e) = pollster::block_on(oom.pop()) {
+        return Err(Error::Gpu(format!("{label}: out of memory: {e}")));
+    }
+    Ok(buffer)
+}
+
+/// Creates an uninitialised buffer of `bytes` (at least 4), with the same checks as [`upload`].
+///
+/// # Errors
+/// As [`upload`].
+pub fn create(
+    ctx: &Context,
+    label: &str,
+    bytes: u64,
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
+    let bytes = bytes.max(4).next_multiple_of(4);
+    let max = ctx.device().limits().max_buffer_size;
+    if bytes > max {
+        return Err(Error::Unsupported(format!(
+            "{label}: {bytes} bytes exceed max_buffer_size = {max}"
+        )));
+    }
+    let device = ctx.device();
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes,
+        usage,
+        mapped_at_creation: false,
+    });
+    if let Some(e) = pollster::block_on(validation.pop()) {
+        return Err(Error::Gpu(format!("{label}: {e}")));
+    }
+    if let Some(e) = pollster::block_on(oom.pop()) {
+        return Err(Error::Gpu(format!("{label}: out of memory: {e}")));
+    }
+    Ok(buffer)
+}
+
+/// Checks a caller's buffer: usage, size and the binding limit.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for missing usage, [`Error::ShapeMismatch`] when too small,
+/// [`Error::Unsupported`] above `max_storage_buffer_binding_size`.
+pub fn check_storage(
+    ctx: &Context,
+    what: &str,
+    buffer: &wgpu::Buffer,
+    bytes_needed: u64,
+) -> Result<()> {
+    let usage = wgpu::BufferUsages::STORAGE;
+    if !buffer.usage().contains(usage) {
+        return Err(Error::InvalidConfig {
+            what: format!("{what} buffer usage"),
+            value: format!("{:?}", buffer.usage()),
+            reason: format!("needs {usage:?}"),
+        });
+    }
+    if buffer.size() < bytes_needed {
+        return Err(Error::ShapeMismatch {
+            what: format!("{what} buffer (bytes)"),
+            shape: vec![bytes_needed as usize],
+            expected: bytes_needed as usize,
+            got: buffer.size() as usize,
+        });
+    }
+    let limit = ctx.device().limits().max_storage_buffer_binding_size;
+    if bytes_needed > limit {
+        return Err(Error::Unsupported(format!(
+            "{what}: {bytes_needed} bytes exceed max_storage_buffer_binding_size = {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// A 2-D grid covering `invocations` one-dimensional work items of `workgroup` each:
+/// `(groups_x, groups_y, dispatch_width)`, where a kernel recovers its linear index as
+/// `gid.x + gid.y * dispatch_width`.
+///
+/// # Errors
+/// [`Error::Unsupported`] when even a 2-D grid exceeds the adapter's dispatch limit.
+pub fn grid(ctx: &Context, invocations: u64, workgroup: u32) -> Result<(u32, u32, u32)> {
+    let groups = invocations.div_ceil(u64::from(workgroup)).max(1);
+    let max = u64::from(ctx.device().limits().max_compute_workgroups_per_dimension);
+    let x = groups.min(max);
+    let y = groups.div_ceil(x);
+    if y > max {
+        return Err(Error::Unsupported(format!(
+            "{invocations} invocations need {groups} workgroups, above {max} x {max}"
+        )));
+    }
+    Ok((x as u32, y as u32, (x * u64::from(workgroup)) as u32))
+}
+
+/// Reads back the first `bytes` bytes (a multiple of 4) of a `COPY_SRC` buffer, blocking.
+///
+/// # Errors
+/// [`Error::Gpu`] for any wgpu validation, out-of-memory or mapping error.
+pub fn read_blocking(ctx: &Context, source: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    if bytes == 0 {
+        return Ok(Vec::new());
+    }
+    let readback = create(
+        ctx,
+        "wgpu-quant readback",
+        bytes,
+        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+    )?;
+    let device = ctx.device();
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let mut encoder = device.create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(source, 0, &readback, 0, bytes);
+    ctx.queue().submit([encoder.finish()]);
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("readback: {e}")));
+    }
+    let slice = readback.slice(..bytes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.wait_idle()?;
+    rx.recv()
+        .map_err(|e| Error::Gpu(format!("map callback dropped: {e}")))?
+        .map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
+    let view = slice
+        .get_mapped_range()
+        .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
+    let out = view.to_vec();
+    drop(view);
+    readback.unmap();
+    Ok(out)
+}
+
+/// A bind group from buffers bound whole, in binding order.
+pub fn bind_group(
+    ctx: &Context,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}

@@ -1,0 +1,295 @@
+//! Shader assembly: a small `#import` resolver over the crate's WGSL sources plus
+//! host-injected constants, so one source file serves every specialisation.
+//!
+//! `#import common/divide` inlines `shaders/common/divide.wgsl` once (later imports of the
+//! same file are no-ops); any other line starting with `#` is an error, as is an import of
+//! an unknown file. Constants are prepended as `const NAME: type = value;`.
+
+use crate::error::{Error, Result};
+
+/// Every WGSL source, by import name.
+pub const SOURCES: &[(&str, &str)] = &[
+    (
+        "common/divide",
+        include_str!("../../shaders/common/divide.wgsl"),
+    ),
+    (
+        "common/quantize",
+        include_str!("../../shaders/common/quantize.wgsl"),
+    ),
+    (
+        "common/pack",
+        include_str!("../../shaders/common/pack.wgsl"),
+    ),
+    (
+        "common/wide",
+        include_str!("../../shaders/common/wide.wgsl"),
+    ),
+    ("dot4_i8", include_str!("../../shaders/dot4_i8.wgsl")),
+    ("peak", include_str!("../../shaders/peak.wgsl")),
+    ("quantize", include_str!("../../shaders/quantize.wgsl")),
+    ("matmul_i8", include_str!("../../shaders/matmul_i8.wgsl")),
+];
+
+/// A specialisation constant's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConstValue {
+    /// `u32`.
+    U32(u32),
+    /// `i32`.
+    I32(i32),
+    /// `bool`.
+    Bool(bool),
+}
+
+impl ConstValue {
+    fn declaration(self, name: &str) -> String {
+        match self {
+            ConstValue::U32(v) => format!("const {name}: u32 = {v}u;"),
+            ConstValue::I32(v) => format!("const {name}: i32 = {v};"),
+            ConstValue::Bool(v) => format!("const {name}: bool = {v};"),
+        }
+    }
+}
+
+fn source(name: &str) -> Option<&'static str> {
+    SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+fn resolve(name: &str, out: &mut String, included: &mut Vec<String>) -> Result<()> {
+    let text = source(name).ok_or_else(|| Error::Shader {
+        name: name.into(),
+        message: "no such shader source".into(),
+    })?;
+    included.push(name.to_string());
+    for (line_no, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("#import ") {
+            let target = rest.trim();
+            if !included.iter().any(|n| n == target) {
+                resolve(target, out, included).map_err(|e| match e {
+                    Error::Shader { name: n, message } if n == target => Error::Shader {
+                        name: name.into(),
+                        message: format!("line {}: #import {target}: {message}", line_no + 1),
+                    },
+                    other => other,
+                })?;
+            }
+        } else if trimmed.starts_with('#') {
+            return Err(Error::Shader {
+                name: name.into(),
+                message: format!("line {}: unknown directive `{trimmed}`", line_no + 1),
+            });
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(())
+}
+
+/// The WGSL of `root` with its imports inlined and `constants` declared first.
+///
+/// # Errors
+/// [`Error::Shader`] for an unknown source, import or directive.
+pub fn assemble(root: &str, constants: &[(&str, ConstValue)]) -> Result<String> {
+    let mut out = String::new();
+    for (name, value) in constants {
+        out.push_str(&value.declaration(name));
+        out.push('\n');
+    }
+    resolve(root, &mut out, &mut Vec::new())?;
+    Ok(out)
+}
+
+/// Parses and validates assembled WGSL with naga (all validation flags), as the device would.
+///
+/// # Errors
+/// [`Error::Shader`] with naga's message.
+pub fn validate(name: &str, wgsl: &str) -> Result<naga::Module> {
+    let module = naga::front::wgsl::parse_str(wgsl).map_err(|e| Error::Shader {
+        name: name.into(),
+        message: e.emit_to_string(wgsl),
+    })?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| Error::Shader {
+        name: name.into(),
+        message: e.emit_to_string(wgsl),
+    })?;
+    Ok(module)
+}
+
+/// Builds a compute pipeline from assembled WGSL inside a validation error scope.
+///
+/// # Errors
+/// [`Error::Shader`] when naga rejects the source; [`Error::Gpu`] when the device does.
+pub fn build_pipeline(
+    device: &wgpu::Device,
+    name: &str,
+    wgsl: &str,
+    entry_point: &str,
+) -> Result<wgpu::ComputePipeline> {
+    validate(name, wgsl)?;
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: None,
+        module: &module,
+        entry_point: Some(entry_point),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    match pollster::block_on(scope.pop()) {
+        Some(e) => Err(Error::Gpu(format!("pipeline {name}: {e}"))),
+        None => Ok(pipeline),
+    }
+}
+
+/// What the bit-exact walk found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The function or entry point.
+    pub function: String,
+    /// What was found.
+    pub what: String,
+}
+
+/// Walks naga's IR and reports every operation a bit-exact path must not use
+/// (DESIGN.md, numerics contract): f32 division, `fma`, transcendentals, float
+/// `dot`, `pack*norm`/`pack2x16float` helpers, float `min`/`max`/`clamp` (NaN behaviour is
+/// backend-defined), and an f32 multiply whose result feeds an f32 add or subtract (a
+/// driver may contract the pair into one fma). `allow_contraction` lifts only the last rule,
+/// for epilogues whose contract accepts either rounding.
+pub fn bit_exact_violations(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    allow_contraction: bool,
+) -> Vec<Violation> {
+    use naga::{BinaryOperator as B, Expression as E, MathFunction as M, ScalarKind};
+    let mut out = Vec::new();
+    let mut walk = |name: &str, function: &naga::Function, finfo: &naga::valid::FunctionInfo| {
+        let is_float = |h: naga::Handle<naga::Expression>| {
+            finfo[h].ty.inner_with(&module.types).scalar_kind() == Some(ScalarKind::Float)
+        };
+        let is_float_mul = |h: naga::Handle<naga::Expression>| {
+            matches!(
+                function.expressions[h],
+                E::Binary {
+                    op: B::Multiply,
+                    ..
+                }
+            ) && is_float(h)
+        };
+        for (h, expr) in function.expressions.iter() {
+            let found = match *expr {
+                E::Binary {
+                    op: B::Divide | B::Modulo,
+                    ..
+                } if is_float(h) => Some("f32 division or modulo".to_string()),
+                E::Binary {
+                    op: B::Add | B::Subtract,
+                    left,
+                    right,
+                } if !allow_contraction
+                    && is_float(h)
+                    && (is_float_mul(left) || is_float_mul(right)) =>
+                {
+                    Some("f32 multiply feeding an add (contractible into fma)".to_string())
+                }
+                E::Math { fun, arg, .. } => match fun {
+                    M::Fma
+                    | M::Exp
+                    | M::Exp2
+                    | M::Log
+                    | M::Log2
+                    | M::Pow
+                    | M::Sqrt
+                    | M::InverseSqrt
+                    | M::Sin
+                    | M::Cos
+                    | M::Tan
+                    | M::Asin
+                    | M::Acos
+                    | M::Atan
+                    | M::Atan2
+                    | M::Sinh
+                    | M::Cosh
+                    | M::Tanh
+                    | M::Asinh
+                    | M::Acosh
+                    | M::Atanh
+                    | M::Ldexp
+                    | M::Frexp
+                    | M::Modf
+                    | M::Length
+                    | M::Distance
+                    | M::Normalize
+                    | M::Refract
+                    | M::Reflect
+                    | M::FaceForward
+                    | M::SmoothStep
+                    | M::Step
+                    | M::Mix
+                    | M::Pack4x8snorm
+                    | M::Pack4x8unorm
+                    | M::Pack2x16snorm
+                    | M::Pack2x16unorm
+                    | M::Pack2x16float
+                    | M::Unpack4x8snorm
+                    | M::Unpack4x8unorm
+                    | M::Unpack2x16snorm
+                    | M::Unpack2x16unorm
+                    | M::Unpack2x16float
+                    | M::QuantizeToF16 => Some(format!("{fun:?}")),
+                    M::Dot | M::Min | M::Max | M::Clamp if is_float(arg) => {
+                        Some(format!("float {fun:?}"))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(what) = found {
+                out.push(Violation {
+                    function: name.to_string(),
+                    what,
+                });
+            }
+        }
+    };
+    for (h, f) in module.functions.iter() {
+        walk(f.name.as_deref().unwrap_or("?"), f, &info[h]);
+    }
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        walk(&ep.name, &ep.function, info.get_entry_point(i));
+    }
+    out
+}
+
+/// Parses, validates and walks WGSL, returning the bit-exact violations.
+///
+/// # Errors
+/// [`Error::Shader`] when the source does not parse or validate.
+pub fn check_bit_exact(name: &str, wgsl: &str, allow_contraction: bool) -> Result<Vec<Violation>> {
+    let module = naga::front::wgsl::parse_str(wgsl).map_err(|e| Error::Shader {
+        name: name.into(),
+        message: e.emit_to_string(wgsl),
+    })?;
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| Error::Shader {
+        name: name.into(),
+        message: e.emit_to_string(wgsl),
+    })?;
+    Ok(bit_exact_violations(&module, &info, allow_contraction))
+}
