@@ -1,1 +1,171 @@
-// placeholder until the GEMM kernel lands
+// Int8 GEMM Y[M, N] = epilogue(A[M, K] x W[N, K]^T) with dot4I8Packed and exact i32 sums.
+// CPU twin: src/reference/gemm.rs `matmul_i8` (same zero-point algebra and epilogues).
+//
+// Each invocation computes a 4 x 4 block (register blocking); a 8 x 8 workgroup covers a
+// 32 x 32 tile. Rows and columns past M / N load the last valid row (no bounds checks in
+// the inner loop) and are not stored. A holds raw storage bytes (U8 is moved into the I8
+// domain here by XOR 0x80; its zero padding bytes then read -128, which `a_pad_correction`
+// cancels in the row sums); W is stored in the I8 domain at upload, padded with zeros.
+//
+// Specialised by host-injected constants:
+//   EPILOGUE: 0 I32, 1 DequantF32, 2 DequantF16, 3 RequantFloat, 4 fixed single, 5 fixed double
+//   A_IS_U8, DYNAMIC_ROWS (row scale x channel scale), PER_ROW_ZERO_POINT, HAS_FLOAT_BIAS
+#import common/wide
+#import common/pack
+
+// Twin: src/gpu/gemm.rs `MatmulUniforms`.
+struct MatmulUniforms {
+    m: u32,
+    n: u32,
+    k: u32,
+    k_words: u32,
+    out_zero_point: i32,
+    clamp_min: i32,
+    clamp_max: i32,
+    a_pad_correction: i32,
+}
+
+// Twin: src/gpu/gemm.rs `ChannelParams`.
+struct ChannelParams {
+    sum_w: i32,
+    zero_point: i32,
+    bias: i32,
+    shift: i32,
+    scale_bits: u32,
+    float_bias: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+// Twin: src/gpu/gemm.rs `RowParams`.
+struct RowParams {
+    zero_point: i32,
+    scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> uniforms: MatmulUniforms;
+@group(0) @binding(1) var<storage, read> a: array<u32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<storage, read> channels: array<ChannelParams>;
+@group(0) @binding(4) var<storage, read> rows: array<RowParams>;
+@group(0) @binding(5) var<storage, read_write> out: array<u32>;
+
+const ONES: u32 = 0x01010101u;
+
+fn row_params(r: u32) -> RowParams {
+    return rows[select(0u, r, PER_ROW_ZERO_POINT || DYNAMIC_ROWS)];
+}
+
+// acc + bias with zero points: dot - za·Σw - zw·Σa + K·za·zw + bias (wrapping i32).
+fn corrected(dot: i32, sum_a: i32, za: i32, ch: ChannelParams) -> i32 {
+    return dot - za * ch.sum_w - ch.zero_point * sum_a + i32(uniforms.k) * za * ch.zero_point + ch.bias;
+}
+
+fn dequant_value(acc: i32, r: u32, ch: ChannelParams) -> f32 {
+    var scale = bitcast<f32>(ch.scale_bits);
+    if DYNAMIC_ROWS {
+        scale = row_params(r).scale * scale;
+    }
+    var v = f32(acc) * scale;
+    if HAS_FLOAT_BIAS {
+        v = v + ch.float_bias;
+    }
+    return v;
+}
+
+// The requantized output value (before the storage byte): float or fixed point.
+fn requant_value(acc: i32, ch: ChannelParams) -> i32 {
+    let zp = uniforms.out_zero_point;
+    if EPILOGUE == 3u {
+        let v = f32(acc) * bitcast<f32>(ch.scale_bits);
+        let lo = f32(uniforms.clamp_min - zp);
+        let hi = f32(uniforms.clamp_max - zp);
+        var clamped = select(v, lo, v < lo);
+        clamped = select(clamped, hi, clamped > hi);
+        return i32(round(clamped)) + zp;
+    }
+    var scaled: i32;
+    if EPILOGUE == 4u {
+        scaled = mbqm_single(acc, bitcast<i32>(ch.scale_bits), ch.shift);
+    } else {
+        scaled = mbqm_double(acc, bitcast<i32>(ch.scale_bits), ch.shift);
+    }
+    // Saturating zp + scaled, then the clamp: bounding |scaled| by 2^30 first gives the same
+    // result, since |zp| <= 255 and the clamp range lies inside [-128, 255].
+    let bounded = clamp(scaled, -1073741824, 1073741824);
+    return clamp(bounded + zp, uniforms.clamp_min, uniforms.clamp_max);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let col0 = gid.x * 4u;
+    let row0 = gid.y * 4u;
+    let m = uniforms.m;
+    let n = uniforms.n;
+    if row0 >= m || col0 >= n {
+        return;
+    }
+    let kw = uniforms.k_words;
+    var a_base: array<u32, 4>;
+    var w_base: array<u32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        a_base[i] = min(row0 + i, m - 1u) * kw;
+        w_base[i] = min(col0 + i, n - 1u) * kw;
+    }
+    let flip = select(0u, 0x80808080u, A_IS_U8);
+    var acc: array<array<i32, 4>, 4>;
+    var sum_a: array<i32, 4>;
+    for (var word = 0u; word < kw; word++) {
+        var av: array<u32, 4>;
+        var wv: array<u32, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            av[i] = a[a_base[i] + word] ^ flip;
+            wv[i] = w[w_base[i] + word];
+        }
+        for (var i = 0u; i < 4u; i++) {
+            sum_a[i] += dot4I8Packed(av[i], ONES);
+            for (var j = 0u; j < 4u; j++) {
+                acc[i][j] += dot4I8Packed(av[i], wv[j]);
+            }
+        }
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + i;
+        if r >= m {
+            break;
+        }
+        // Raw-domain zero point (static activations keep theirs in rows[0]), moved to I8.
+        let za = row_params(r).zero_point - select(0, 128, A_IS_U8);
+        let sa = sum_a[i] + uniforms.a_pad_correction;
+        var packed = 0u;
+        var half_pair = vec2<u32>(0u, 0u);
+        for (var j = 0u; j < 4u; j++) {
+            let c = col0 + j;
+            if c >= n {
+                break;
+            }
+            let ch = channels[c];
+            let total = corrected(acc[i][j], sa, za, ch);
+            if EPILOGUE == 0u {
+                out[r * n + c] = bitcast<u32>(total);
+            } else if EPILOGUE == 1u {
+                out[r * n + c] = bitcast<u32>(dequant_value(total, r, ch));
+            } else if EPILOGUE == 2u {
+                let h = f32_to_f16_bits(bitcast<u32>(dequant_value(total, r, ch)));
+                half_pair[j / 2u] |= h << (16u * (j % 2u));
+            } else {
+                packed |= storage_byte(requant_value(total, ch)) << (8u * j);
+            }
+        }
+        if EPILOGUE == 2u {
+            let words = (n + 1u) / 2u;
+            out[r * words + col0 / 2u] = half_pair.x;
+            if col0 / 2u + 1u < words {
+                out[r * words + col0 / 2u + 1u] = half_pair.y;
+            }
+        } else if EPILOGUE >= 3u {
+            out[r * ((n + 3u) / 4u) + col0 / 4u] = packed;
+        }
+    }
+}

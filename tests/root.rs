@@ -8,6 +8,7 @@ mod dynamic;
 mod f16;
 mod fixed_point;
 mod gemm_reference;
+mod gpu_gemm;
 mod gpu_quantize;
 mod gpu_smoke;
 mod matmul_f32;

@@ -5,6 +5,7 @@
 pub mod buffers;
 pub mod context;
 pub mod dot4;
+pub mod gemm;
 pub mod peak;
 pub mod pipelines;
 pub mod quantize;

@@ -18,6 +18,52 @@ pub enum PipelineKey {
         /// I8 storage (sign-extend) or U8.
         signed: bool,
     },
+    /// The int8 GEMM with one epilogue.
+    MatmulI8(MatmulVariant),
+}
+
+/// The specialisation of `shaders/matmul_i8.wgsl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MatmulVariant {
+    /// The epilogue.
+    pub epilogue: EpilogueKind,
+    /// Activations stored as U8 (XOR into the I8 domain in the kernel).
+    pub a_is_u8: bool,
+    /// Dequantize with per-row activation scales (`s_a[m] * s_w[n]`).
+    pub dynamic_rows: bool,
+    /// One activation zero point per row (dynamic asymmetric quantization).
+    pub per_row_zero_point: bool,
+    /// An f32 bias after the dequantizing scale.
+    pub float_bias: bool,
+}
+
+/// The epilogue, as the kernel's `EPILOGUE` constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EpilogueKind {
+    /// `acc + bias` as i32.
+    I32 = 0,
+    /// f32 output.
+    DequantF32 = 1,
+    /// f16 output, two per word.
+    DequantF16 = 2,
+    /// Float requantization to packed int8.
+    RequantFloat = 3,
+    /// Fixed point, single rounding.
+    RequantFixedSingle = 4,
+    /// Fixed point, double rounding.
+    RequantFixedDouble = 5,
+}
+
+impl EpilogueKind {
+    /// Every kind.
+    pub const ALL: [EpilogueKind; 6] = [
+        EpilogueKind::I32,
+        EpilogueKind::DequantF32,
+        EpilogueKind::DequantF16,
+        EpilogueKind::RequantFloat,
+        EpilogueKind::RequantFixedSingle,
+        EpilogueKind::RequantFixedDouble,
+    ];
 }
 
 impl PipelineKey {
@@ -33,6 +79,17 @@ impl PipelineKey {
                 "quantize",
                 "dequantize",
                 quantize_constants(Convention::Onnx, signed),
+            ),
+            PipelineKey::MatmulI8(v) => (
+                "matmul_i8",
+                "matmul_i8",
+                vec![
+                    ("EPILOGUE", ConstValue::U32(v.epilogue as u32)),
+                    ("A_IS_U8", ConstValue::Bool(v.a_is_u8)),
+                    ("DYNAMIC_ROWS", ConstValue::Bool(v.dynamic_rows)),
+                    ("PER_ROW_ZERO_POINT", ConstValue::Bool(v.per_row_zero_point)),
+                    ("HAS_FLOAT_BIAS", ConstValue::Bool(v.float_bias)),
+                ],
             ),
         }
     }
@@ -54,7 +111,7 @@ impl PipelineKey {
     /// Whether the numerics contract accepts an fma contraction in this variant (only
     /// epilogues with a float bias after a float scale, rule 2).
     pub fn allows_contraction(&self) -> bool {
-        false
+        matches!(self, PipelineKey::MatmulI8(v) if v.float_bias)
     }
 
     /// Builds the pipeline.
@@ -73,6 +130,25 @@ impl PipelineKey {
             .map(|&convention| PipelineKey::Quantize { convention })
             .collect();
         keys.extend([true, false].map(|signed| PipelineKey::Dequantize { signed }));
+        for epilogue in EpilogueKind::ALL {
+            for bits in 0..16u32 {
+                let dequant = matches!(
+                    epilogue,
+                    EpilogueKind::DequantF32 | EpilogueKind::DequantF16
+                );
+                let (dynamic_rows, float_bias) = (bits & 4 != 0, bits & 8 != 0);
+                if !dequant && (dynamic_rows || float_bias) {
+                    continue;
+                }
+                keys.push(PipelineKey::MatmulI8(MatmulVariant {
+                    epilogue,
+                    a_is_u8: bits & 1 != 0,
+                    per_row_zero_point: bits & 2 != 0,
+                    dynamic_rows,
+                    float_bias,
+                }));
+            }
+        }
         keys
     }
 }

@@ -1,0 +1,520 @@
+//! The GPU int8 GEMM equals the CPU reference bit for bit: a fluent tester over shapes,
+//! types, zero points, bias, epilogues and conventions.
+
+use half::f16;
+use wgpu_quant::gpu::Context;
+use wgpu_quant::gpu::gemm::{ActivationInput, QLinear, QuantizedWeights, RowParams};
+use wgpu_quant::reference::bounds::max_depth;
+use wgpu_quant::reference::gemm::{
+    GemmInputs, GemmOutput, QMatrix, matmul_i8, scale_then_bias_candidates,
+};
+use wgpu_quant::{
+    Activation, Convention, Dequant, DequantScales, Epilogue, Error, FixedPointRounding, QType,
+    QuantParams, Requant,
+};
+
+use crate::common::{Rng, gpu};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    I32,
+    F32,
+    F16,
+    RequantFloat,
+    Fixed(FixedPointRounding),
+}
+
+/// `GemmTester::new().m(37).n(55).k(73).a_type(QType::U8).epilogue(Kind::F32).check(ctx)`.
+#[derive(Debug, Clone)]
+pub struct GemmTester {
+    m: usize,
+    n: usize,
+    k: usize,
+    a_type: QType,
+    w_type: QType,
+    a_zero_point: Option<i32>,
+    per_channel_w_zero_points: bool,
+    bias: bool,
+    kind: Kind,
+    convention: Convention,
+    activation: Activation,
+    float_bias: bool,
+    dynamic_rows: bool,
+    per_row_zero_points: bool,
+    worst_case_data: bool,
+    seed: u64,
+}
+
+impl GemmTester {
+    pub fn new() -> Self {
+        GemmTester {
+            m: 5,
+            n: 7,
+            k: 13,
+            a_type: QType::I8,
+            w_type: QType::I8,
+            a_zero_point: None,
+            per_channel_w_zero_points: false,
+            bias: true,
+            kind: Kind::I32,
+            convention: Convention::Onnx,
+            activation: Activation::None,
+            float_bias: false,
+            dynamic_rows: false,
+            per_row_zero_points: false,
+            worst_case_data: false,
+            seed: 1,
+        }
+    }
+    pub fn m(mut self, v: usize) -> Self {
+        self.m = v;
+        self
+    }
+    pub fn n(mut self, v: usize) -> Self {
+        self.n = v;
+        self
+    }
+    pub fn k(mut self, v: usize) -> Self {
+        self.k = v;
+        self
+    }
+    pub fn shape(self, m: usize, n: usize, k: usize) -> Self {
+        self.m(m).n(n).k(k)
+    }
+    pub fn a_type(mut self, t: QType) -> Self {
+        self.a_type = t;
+        self
+    }
+    pub fn w_type(mut self, t: QType) -> Self {
+        self.w_type = t;
+        self
+    }
+    pub fn a_zero_point(mut self, z: i32) -> Self {
+        self.a_zero_point = Some(z);
+        self
+    }
+    pub fn per_channel_w_zero_points(mut self) -> Self {
+        self.per_channel_w_zero_points = true;
+        self
+    }
+    pub fn no_bias(mut self) -> Self {
+        self.bias = false;
+        self
+    }
+    pub fn epilogue(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+    pub fn convention(mut self, c: Convention) -> Self {
+        self.convention = c;
+        self
+    }
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    pub fn float_bias(mut self) -> Self {
+        self.float_bias = true;
+        self
+    }
+    pub fn dynamic_rows(mut self) -> Self {
+        self.dynamic_rows = true;
+        self
+    }
+    pub fn per_row_zero_points(mut self) -> Self {
+        self.per_row_zero_points = true;
+        self
+    }
+    pub fn worst_case_data(mut self) -> Self {
+        self.worst_case_data = true;
+        self
+    }
+    pub fn seed(mut self, s: u64) -> Self {
+        self.seed = s;
+        self
+    }
+
+    pub fn check(&self, ctx: &Context) {
+        let t = self;
+        let mut rng = Rng::new(t.seed ^ (t.m as u64) << 40 ^ (t.n as u64) << 20 ^ t.k as u64);
+        let (alo, ahi) = t.a_type.storage_range();
+        let (wlo, whi) = t.w_type.storage_range();
+        let a: Vec<u8> = if t.worst_case_data {
+            vec![alo as u8; t.m * t.k]
+        } else {
+            rng.bytes(t.m * t.k)
+        };
+        let w: Vec<u8> = if t.worst_case_data {
+            vec![wlo as u8; t.n * t.k]
+        } else {
+            rng.bytes(t.n * t.k)
+        };
+        let za = t.a_zero_point.unwrap_or_else(|| rng.int(alo, ahi));
+        let row_zps: Vec<i32> = (0..t.m).map(|_| rng.int(alo, ahi)).collect();
+        let w_zps: Vec<i32> = if t.per_channel_w_zero_points {
+            (0..t.n).map(|_| rng.int(wlo, whi)).collect()
+        } else {
+            vec![if t.w_type == QType::I8 { 0 } else { 128 }; t.n]
+        };
+        let bias: Vec<i32> = if t.bias {
+            (0..t.n).map(|_| rng.int(-4096, 4096)).collect()
+        } else {
+            vec![]
+        };
+        let a_params = QuantParams::per_tensor(0.021, za, t.a_type.full_range()).unwrap();
+        let w_scales: Vec<f32> = (0..t.n).map(|_| rng.uniform(0.001, 0.01)).collect();
+        let w_params =
+            QuantParams::per_axis(0, w_scales.clone(), w_zps.clone(), t.w_type.full_range())
+                .unwrap();
+        let out_type = t.a_type;
+        let (olo, ohi) = out_type.storage_range();
+        let out_params = QuantParams::per_tensor(
+            rng.uniform(0.05, 0.4),
+            rng.int(olo + 20, ohi - 20),
+            out_type.full_range(),
+        )
+        .unwrap();
+        let row_scales: Vec<f32> = (0..t.m).map(|_| rng.uniform(0.005, 0.05)).collect();
+        let float_bias: Option<Vec<f32>> = t
+            .float_bias
+            .then(|| (0..t.n).map(|_| rng.uniform(-3.0, 3.0)).collect());
+        let dequant = || {
+            if t.dynamic_rows {
+                Dequant {
+                    scales: DequantScales::PerRowPerChannel {
+                        row_scales: row_scales.clone(),
+                        channel_scales: w_scales.clone(),
+                    },
+                    bias: float_bias.clone(),
+                }
+            } else {
+                Dequant::per_channel(&a_params, &w_params, float_bias.clone()).unwrap()
+            }
+        };
+        let epilogue = match t.kind {
+            Kind::I32 => Epilogue::I32,
+            Kind::F32 => Epilogue::DequantF32(dequant()),
+            Kind::F16 => Epilogue::DequantF16(dequant()),
+            Kind::RequantFloat => Epilogue::Requant(
+                Requant::float(
+                    t.convention,
+                    &a_params,
+                    &w_params,
+                    &out_params,
+                    t.activation,
+                )
+                .unwrap(),
+            ),
+            Kind::Fixed(r) => Epilogue::Requant(
+                Requant::fixed_point(&a_params, &w_params, &out_params, t.activation, r).unwrap(),
+            ),
+        };
+        let per_row = t.per_row_zero_points || t.dynamic_rows;
+        let a_zero_points = if per_row { row_zps.clone() } else { vec![za] };
+        let inputs = GemmInputs {
+            a: QMatrix {
+                data: &a,
+                qtype: t.a_type,
+                rows: t.m,
+                cols: t.k,
+            },
+            a_zero_points: &a_zero_points,
+            w: QMatrix {
+                data: &w,
+                qtype: t.w_type,
+                rows: t.n,
+                cols: t.k,
+            },
+            w_zero_points: &w_zps,
+            bias: &bias,
+        };
+        let want =
+            matmul_i8(&inputs, &epilogue).unwrap_or_else(|e| panic!("{t:?}: reference: {e}"));
+        let weights =
+            QuantizedWeights::from_quantized(ctx, &w, t.n, t.k, w_params.clone()).unwrap();
+        let input = if per_row {
+            ActivationInput::PerRow { qtype: t.a_type }
+        } else {
+            ActivationInput::Static {
+                qtype: t.a_type,
+                zero_point: za,
+            }
+        };
+        let layer = QLinear::new(
+            ctx,
+            weights,
+            input,
+            t.bias.then(|| bias.clone()),
+            epilogue.clone(),
+        )
+        .unwrap_or_else(|e| panic!("{t:?}: {e}"));
+        let rows: Vec<RowParams> = (0..t.m)
+            .map(|r| RowParams {
+                zero_point: row_zps[r],
+                scale: row_scales[r],
+            })
+            .collect();
+        let got = layer
+            .run_blocking(ctx, &a, t.m, per_row.then_some(&rows[..]))
+            .unwrap_or_else(|e| panic!("{t:?}: gpu: {e}"));
+        self.compare(&got, &want, &inputs, &epilogue);
+    }
+
+    fn compare(
+        &self,
+        got: &GemmOutput,
+        want: &GemmOutput,
+        inputs: &GemmInputs,
+        epilogue: &Epilogue,
+    ) {
+        let n = self.n;
+        match (got, want) {
+            (GemmOutput::F32(g), GemmOutput::F32(w)) if self.float_bias => {
+                let alt = fused(inputs, epilogue);
+                for i in 0..w.len() {
+                    assert!(
+                        g[i].to_bits() == w[i].to_bits() || g[i].to_bits() == alt[i].to_bits(),
+                        "{self:?} [{}, {}]: gpu {} not in {{{}, {}}}",
+                        i / n,
+                        i % n,
+                        g[i],
+                        w[i],
+                        alt[i]
+                    );
+                }
+            }
+            (GemmOutput::F16(g), GemmOutput::F16(w)) if self.float_bias => {
+                let alt = fused(inputs, epilogue);
+                for i in 0..w.len() {
+                    assert!(
+                        g[i] == w[i] || g[i] == f16::from_f32(alt[i]),
+                        "{self:?} element {i}"
+                    );
+                }
+            }
+            (GemmOutput::F32(g), GemmOutput::F32(w)) => {
+                let first = (0..w.len()).find(|&i| g[i].to_bits() != w[i].to_bits());
+                assert!(first.is_none(), "{self:?} first mismatch at {first:?}");
+            }
+            _ => {
+                if got != want {
+                    let describe =
+                        |o: &GemmOutput| format!("{o:?}").chars().take(300).collect::<String>();
+                    panic!(
+                        "{self:?}\n gpu: {}\n cpu: {}",
+                        describe(got),
+                        describe(want)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The fused member of the rule-2 pair for every element.
+fn fused(inputs: &GemmInputs, epilogue: &Epilogue) -> Vec<f32> {
+    let (Epilogue::DequantF32(d) | Epilogue::DequantF16(d)) = epilogue else {
+        unreachable!()
+    };
+    let acc = wgpu_quant::reference::gemm::matmul_i8_accumulators(inputs).unwrap();
+    let (_, n, _) = inputs.dims();
+    let bias = d.bias.as_ref().unwrap();
+    acc.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let (r, c) = (i / n, i % n);
+            let s = match &d.scales {
+                DequantScales::PerChannel(s) => s[if s.len() == 1 { 0 } else { c }],
+                DequantScales::PerRowPerChannel {
+                    row_scales,
+                    channel_scales,
+                } => row_scales[r] * channel_scales[c],
+            };
+            scale_then_bias_candidates(x as f32, s, bias[c])[1]
+        })
+        .collect()
+}
+
+#[test]
+fn every_small_shape() {
+    let Some(ctx) = gpu() else { return };
+    for m in 1..=10 {
+        for n in 1..=10 {
+            for k in 1..=10 {
+                GemmTester::new()
+                    .shape(m, n, k)
+                    .a_type(if (m + n) % 2 == 0 {
+                        QType::U8
+                    } else {
+                        QType::I8
+                    })
+                    .per_channel_w_zero_points()
+                    .epilogue(Kind::I32)
+                    .check(ctx);
+            }
+        }
+    }
+}
+
+#[test]
+fn tile_multiples_primes_and_odd_k() {
+    let Some(ctx) = gpu() else { return };
+    for (m, n, k) in [
+        (32, 32, 32),
+        (31, 33, 31),
+        (33, 31, 33),
+        (64, 64, 64),
+        (65, 63, 67),
+        (37, 55, 73),
+        (1, 55, 73),
+        (1, 300, 513),
+        (3, 1, 1),
+        (129, 17, 2),
+    ] {
+        for kind in [Kind::I32, Kind::RequantFloat, Kind::F16] {
+            GemmTester::new()
+                .shape(m, n, k)
+                .a_type(QType::U8)
+                .per_channel_w_zero_points()
+                .epilogue(kind)
+                .check(ctx);
+        }
+    }
+}
+
+#[test]
+fn every_epilogue_convention_and_type() {
+    let Some(ctx) = gpu() else { return };
+    let kinds = [
+        Kind::I32,
+        Kind::F32,
+        Kind::F16,
+        Kind::RequantFloat,
+        Kind::Fixed(FixedPointRounding::Single),
+        Kind::Fixed(FixedPointRounding::Double),
+    ];
+    for kind in kinds {
+        for convention in Convention::ALL {
+            for (a_type, w_type) in [
+                (QType::I8, QType::I8),
+                (QType::U8, QType::I8),
+                (QType::U8, QType::U8),
+                (QType::I8, QType::U8),
+            ] {
+                for activation in [Activation::None, Activation::Relu6] {
+                    GemmTester::new()
+                        .shape(37, 55, 73)
+                        .a_type(a_type)
+                        .w_type(w_type)
+                        .per_channel_w_zero_points()
+                        .epilogue(kind)
+                        .convention(convention)
+                        .activation(activation)
+                        .check(ctx);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dequant_dynamic_rows_float_bias_and_per_row_zero_points() {
+    let Some(ctx) = gpu() else { return };
+    for kind in [Kind::F32, Kind::F16] {
+        for a_type in [QType::I8, QType::U8] {
+            GemmTester::new()
+                .shape(19, 23, 45)
+                .a_type(a_type)
+                .epilogue(kind)
+                .float_bias()
+                .check(ctx);
+            GemmTester::new()
+                .shape(19, 23, 45)
+                .a_type(a_type)
+                .epilogue(kind)
+                .dynamic_rows()
+                .check(ctx);
+            GemmTester::new()
+                .shape(19, 23, 45)
+                .a_type(a_type)
+                .epilogue(kind)
+                .dynamic_rows()
+                .float_bias()
+                .check(ctx);
+        }
+    }
+    GemmTester::new()
+        .shape(9, 12, 30)
+        .a_type(QType::U8)
+        .per_row_zero_points()
+        .epilogue(Kind::I32)
+        .check(ctx);
+    GemmTester::new()
+        .shape(9, 12, 30)
+        .a_type(QType::U8)
+        .per_row_zero_points()
+        .epilogue(Kind::RequantFloat)
+        .check(ctx);
+}
+
+/// Deep K at the exact accumulator bound with worst-case data: the i32 result is exact.
+#[test]
+fn deep_k_at_the_accumulator_bound() {
+    let Some(ctx) = gpu() else { return };
+    let k = max_depth(QType::U8, 0, QType::I8, 0, 0); // 65793
+    GemmTester::new()
+        .shape(2, 3, k)
+        .a_type(QType::U8)
+        .a_zero_point(0)
+        .no_bias()
+        .worst_case_data()
+        .epilogue(Kind::I32)
+        .check(ctx);
+    let k = max_depth(QType::I8, 0, QType::I8, 0, 0); // 131071
+    GemmTester::new()
+        .shape(1, 2, k)
+        .a_zero_point(0)
+        .no_bias()
+        .worst_case_data()
+        .epilogue(Kind::I32)
+        .check(ctx);
+}
+
+#[test]
+fn layer_errors_are_typed() {
+    let Some(ctx) = gpu() else { return };
+    let k = 131_072;
+    let params = QuantParams::per_tensor(0.01, 0, QType::I8.full_range()).unwrap();
+    let w = QuantizedWeights::from_quantized(ctx, &vec![0u8; k], 1, k, params.clone()).unwrap();
+    let input = ActivationInput::Static {
+        qtype: QType::I8,
+        zero_point: 0,
+    };
+    assert!(matches!(
+        QLinear::new(ctx, w, input, None, Epilogue::I32),
+        Err(Error::AccumulatorOverflow { k: 131_072, .. })
+    ));
+    let w = QuantizedWeights::from_quantized(ctx, &[0u8; 12], 3, 4, params.clone()).unwrap();
+    assert!(matches!(
+        QLinear::new(ctx, w.clone(), input, Some(vec![1, 2]), Epilogue::I32),
+        Err(Error::LengthMismatch {
+            got: 2,
+            expected: 3,
+            ..
+        })
+    ));
+    let layer = QLinear::new(ctx, w.clone(), input, None, Epilogue::I32).unwrap();
+    assert!(matches!(
+        layer.run_blocking(ctx, &[0u8; 7], 2, None),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let rows = [RowParams::default(); 2];
+    assert!(matches!(
+        layer.run_blocking(ctx, &[0u8; 8], 2, Some(&rows)),
+        Err(Error::Mismatch(_))
+    ));
+    assert!(matches!(
+        QuantizedWeights::from_quantized(ctx, &[0u8; 5], 3, 4, params),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}
