@@ -162,12 +162,108 @@ pub struct Violation {
     pub what: String,
 }
 
+/// The value of a boolean specialisation constant used as a condition, if it is one.
+fn constant_bool(
+    module: &naga::Module,
+    function: &naga::Function,
+    h: naga::Handle<naga::Expression>,
+) -> Option<bool> {
+    let literal = |e: &naga::Expression| match *e {
+        naga::Expression::Literal(naga::Literal::Bool(b)) => Some(b),
+        _ => None,
+    };
+    match function.expressions[h] {
+        naga::Expression::Constant(c) => {
+            literal(&module.global_expressions[module.constants[c].init])
+        }
+        ref e => literal(e),
+    }
+}
+
+/// The expressions evaluated by live code (dead branches of constant `if`s skipped), and
+/// the local variables that are assigned an f32 product there.
+fn live_code(
+    module: &naga::Module,
+    function: &naga::Function,
+    is_float_mul: &dyn Fn(naga::Handle<naga::Expression>) -> bool,
+) -> (
+    Vec<naga::Handle<naga::Expression>>,
+    Vec<naga::Handle<naga::LocalVariable>>,
+) {
+    use naga::Statement as S;
+    fn walk(
+        module: &naga::Module,
+        function: &naga::Function,
+        is_float_mul: &dyn Fn(naga::Handle<naga::Expression>) -> bool,
+        block: &naga::Block,
+        live: &mut Vec<naga::Handle<naga::Expression>>,
+        products: &mut Vec<naga::Handle<naga::LocalVariable>>,
+    ) {
+        for statement in block.iter() {
+            match statement {
+                S::Emit(range) => live.extend(range.clone()),
+                S::If {
+                    condition,
+                    accept,
+                    reject,
+                } => match constant_bool(module, function, *condition) {
+                    Some(true) => walk(module, function, is_float_mul, accept, live, products),
+                    Some(false) => walk(module, function, is_float_mul, reject, live, products),
+                    None => {
+                        walk(module, function, is_float_mul, accept, live, products);
+                        walk(module, function, is_float_mul, reject, live, products);
+                    }
+                },
+                S::Block(b) => walk(module, function, is_float_mul, b, live, products),
+                S::Loop {
+                    body, continuing, ..
+                } => {
+                    walk(module, function, is_float_mul, body, live, products);
+                    walk(module, function, is_float_mul, continuing, live, products);
+                }
+                S::Switch { cases, .. } => {
+                    for case in cases {
+                        walk(module, function, is_float_mul, &case.body, live, products);
+                    }
+                }
+                S::Store { pointer, value } => {
+                    if let naga::Expression::LocalVariable(lv) = function.expressions[*pointer] {
+                        if is_float_mul(*value) {
+                            products.push(lv);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut live = Vec::new();
+    let mut products = Vec::new();
+    // A local's initialiser counts as a store.
+    for (lv, var) in function.local_variables.iter() {
+        if var.init.is_some_and(is_float_mul) {
+            products.push(lv);
+        }
+    }
+    walk(
+        module,
+        function,
+        is_float_mul,
+        &function.body,
+        &mut live,
+        &mut products,
+    );
+    (live, products)
+}
+
 /// Walks naga's IR and reports every operation a bit-exact path must not use
 /// (DESIGN.md, numerics contract): f32 division, `fma`, transcendentals, float
 /// `dot`, `pack*norm`/`pack2x16float` helpers, float `min`/`max`/`clamp` (NaN behaviour is
-/// backend-defined), and an f32 multiply whose result feeds an f32 add or subtract (a
-/// driver may contract the pair into one fma). `allow_contraction` lifts only the last rule,
-/// for epilogues whose contract accepts either rounding.
+/// backend-defined), and an f32 multiply whose result feeds an f32 add or subtract, directly
+/// or through a local variable (a driver may contract the pair into one fma).
+/// `allow_contraction` lifts only the last rule, for epilogues whose contract accepts either
+/// rounding. Branches of an `if` on a constant that specialisation has made false are dead
+/// and not checked.
 pub fn bit_exact_violations(
     module: &naga::Module,
     info: &naga::valid::ModuleInfo,
@@ -188,8 +284,19 @@ pub fn bit_exact_violations(
                 }
             ) && is_float(h)
         };
-        for (h, expr) in function.expressions.iter() {
-            let found = match *expr {
+        let (live, products) = live_code(module, function, &is_float_mul);
+        let is_product = |h: naga::Handle<naga::Expression>| {
+            is_float_mul(h)
+                || match function.expressions[h] {
+                    E::Load { pointer } => matches!(
+                        function.expressions[pointer],
+                        E::LocalVariable(lv) if products.contains(&lv)
+                    ),
+                    _ => false,
+                }
+        };
+        for h in live {
+            let found = match function.expressions[h] {
                 E::Binary {
                     op: B::Divide | B::Modulo,
                     ..
@@ -200,7 +307,7 @@ pub fn bit_exact_violations(
                     right,
                 } if !allow_contraction
                     && is_float(h)
-                    && (is_float_mul(left) || is_float_mul(right)) =>
+                    && (is_product(left) || is_product(right)) =>
                 {
                     Some("f32 multiply feeding an add (contractible into fma)".to_string())
                 }
