@@ -522,3 +522,39 @@ fn layer_errors_are_typed() {
         Err(Error::ShapeMismatch { .. })
     ));
 }
+
+/// Two threads share one context, each building its own layer and running it repeatedly;
+/// every result equals the reference.
+#[test]
+fn two_threads_share_one_context() {
+    let Some(ctx) = gpu() else { return };
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            s.spawn(move || {
+                for i in 0..4 {
+                    GemmTester::new()
+                        .shape(17 + t as usize, 29, 41)
+                        .a_type(if t == 0 { QType::U8 } else { QType::I8 })
+                        .per_channel_w_zero_points()
+                        .epilogue(if i % 2 == 0 {
+                            Kind::RequantFloat
+                        } else {
+                            Kind::I32
+                        })
+                        .seed(t * 10 + i)
+                        .check(ctx);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn capabilities_report_the_adapter() {
+    let Some(ctx) = gpu() else { return };
+    let caps = ctx.capabilities();
+    assert!(caps.adapter_name.is_some() && caps.backend.is_some());
+    assert!(caps.max_storage_buffer_binding_size >= 128 << 20);
+    assert!(caps.max_compute_workgroups_per_dimension >= 65_535);
+    eprintln!("{caps:#?}");
+}

@@ -71,7 +71,8 @@ impl Context {
                 .await
                 .map_err(|e| Error::NoAdapter(e.to_string()))?,
         };
-        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let wanted =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpu-quant headless"),
@@ -117,6 +118,11 @@ impl Context {
         let pipeline = key.build(&self.device)?;
         cache.insert(key, pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The adapter's features and limits as the kernels see them.
+    pub fn capabilities(&self) -> crate::gpu::capabilities::Capabilities {
+        crate::gpu::capabilities::Capabilities::of(&self.device, self.adapter_info.as_ref())
     }
 
     /// Blocks until all submitted work has finished.

@@ -3,6 +3,7 @@
 //! `wgpu::CommandEncoder`; blocking helpers sit on top for headless use.
 
 pub mod buffers;
+pub mod capabilities;
 pub mod context;
 pub mod dot4;
 pub mod gemm;
