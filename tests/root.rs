@@ -9,6 +9,7 @@ mod f16;
 mod fixed_point;
 mod gemm_reference;
 mod gpu_gemm;
+mod gpu_matmul_f32;
 mod gpu_quantize;
 mod gpu_smoke;
 mod matmul_f32;

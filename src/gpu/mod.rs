@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod context;
 pub mod dot4;
 pub mod gemm;
+pub mod matmul_f32;
 pub mod peak;
 pub mod pipelines;
 pub mod quantize;

@@ -20,6 +20,11 @@ pub enum PipelineKey {
     },
     /// The int8 GEMM with one epilogue.
     MatmulI8(MatmulVariant),
+    /// The FP32 baseline GEMM (not bit-exact: held to the written bound).
+    MatmulF32 {
+        /// Adds an f32 bias.
+        has_bias: bool,
+    },
 }
 
 /// The specialisation of `shaders/matmul_i8.wgsl`.
@@ -80,6 +85,11 @@ impl PipelineKey {
                 "dequantize",
                 quantize_constants(Convention::Onnx, signed),
             ),
+            PipelineKey::MatmulF32 { has_bias } => (
+                "matmul_f32",
+                "matmul_f32",
+                vec![("HAS_BIAS", ConstValue::Bool(has_bias))],
+            ),
             PipelineKey::MatmulI8(v) => (
                 "matmul_i8",
                 "matmul_i8",
@@ -105,7 +115,7 @@ impl PipelineKey {
 
     /// Whether this variant is a bit-exact path (checked by the IR walk in the tests).
     pub fn is_bit_exact(&self) -> bool {
-        true
+        !matches!(self, PipelineKey::MatmulF32 { .. })
     }
 
     /// Whether the numerics contract accepts an fma contraction in this variant (only
@@ -130,6 +140,7 @@ impl PipelineKey {
             .map(|&convention| PipelineKey::Quantize { convention })
             .collect();
         keys.extend([true, false].map(|signed| PipelineKey::Dequantize { signed }));
+        keys.extend([true, false].map(|has_bias| PipelineKey::MatmulF32 { has_bias }));
         for epilogue in EpilogueKind::ALL {
             for bits in 0..16u32 {
                 let dequant = matches!(

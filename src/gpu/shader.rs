@@ -29,6 +29,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("peak", include_str!("../../shaders/peak.wgsl")),
     ("quantize", include_str!("../../shaders/quantize.wgsl")),
     ("matmul_i8", include_str!("../../shaders/matmul_i8.wgsl")),
+    ("matmul_f32", include_str!("../../shaders/matmul_f32.wgsl")),
 ];
 
 /// A specialisation constant's value.

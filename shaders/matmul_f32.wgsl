@@ -1,0 +1,67 @@
+// FP32 GEMM baseline Y[M, N] = A[M, K] x W[N, K]^T (+ bias), with the same register
+// blocking as the int8 kernel so the comparison is honest. Not a bit-exact path: it is held
+// to the written bound of src/reference/matmul_f32.rs (any summation order, fused or not).
+// Rows of A and W are padded with zeros to a multiple of 4 floats (vec4 loads).
+
+// Twin: src/gpu/matmul_f32.rs `MatmulF32Uniforms`.
+struct MatmulF32Uniforms {
+    m: u32,
+    n: u32,
+    k_vec4: u32,
+    pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> uniforms: MatmulF32Uniforms;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(8, 8)
+fn matmul_f32(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let col0 = gid.x * 4u;
+    let row0 = gid.y * 4u;
+    let m = uniforms.m;
+    let n = uniforms.n;
+    if row0 >= m || col0 >= n {
+        return;
+    }
+    let kv = uniforms.k_vec4;
+    var a_base: array<u32, 4>;
+    var w_base: array<u32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        a_base[i] = min(row0 + i, m - 1u) * kv;
+        w_base[i] = min(col0 + i, n - 1u) * kv;
+    }
+    var acc: array<array<f32, 4>, 4>;
+    for (var word = 0u; word < kv; word++) {
+        var av: array<vec4<f32>, 4>;
+        var wv: array<vec4<f32>, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            av[i] = a[a_base[i] + word];
+            wv[i] = w[w_base[i] + word];
+        }
+        for (var i = 0u; i < 4u; i++) {
+            for (var j = 0u; j < 4u; j++) {
+                acc[i][j] += dot(av[i], wv[j]);
+            }
+        }
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + i;
+        if r >= m {
+            break;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let c = col0 + j;
+            if c >= n {
+                break;
+            }
+            var v = acc[i][j];
+            if HAS_BIAS {
+                v += bias[c];
+            }
+            out[r * n + c] = v;
+        }
+    }
+}

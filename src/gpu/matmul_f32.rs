@@ -1,0 +1,161 @@
+//! The FP32 GEMM baseline on the GPU (`shaders/matmul_f32.wgsl`), held to the written bound
+//! of [`crate::reference::matmul_f32`]. It exists so the INT8 kernels have an honest peer.
+
+use crate::error::{Error, Result};
+use crate::gpu::buffers::{bind_group, check_storage, create, read_blocking, upload};
+use crate::gpu::context::Context;
+use crate::gpu::pipelines::PipelineKey;
+use crate::quant::pack::check_len;
+
+/// Twin of `MatmulF32Uniforms` in `shaders/matmul_f32.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatmulF32Uniforms {
+    /// Rows of A.
+    pub m: u32,
+    /// Output channels.
+    pub n: u32,
+    /// `vec4`s per padded row.
+    pub k_vec4: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
+/// Rows of `cols` floats padded with zeros to a multiple of 4.
+pub fn pad_rows_f32(data: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
+    check_len("f32 matrix", data.len(), rows, cols)?;
+    let stride = cols.next_multiple_of(4);
+    let mut out = vec![0.0f32; rows * stride];
+    for r in 0..rows {
+        out[r * stride..r * stride + cols].copy_from_slice(&data[r * cols..(r + 1) * cols]);
+    }
+    Ok(out)
+}
+
+/// An FP32 linear layer with weights uploaded once.
+#[derive(Debug, Clone)]
+pub struct F32Linear {
+    n: usize,
+    k: usize,
+    weights: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl F32Linear {
+    /// Uploads `W[N, K]` (row-major) and an optional bias.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`], [`Error::LengthMismatch`] (bias), [`Error::NonFiniteInput`],
+    /// [`Error::EmptyDimension`] (K = 0), GPU errors.
+    pub fn new(ctx: &Context, w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Result<Self> {
+        if k == 0 {
+            return Err(Error::EmptyDimension { what: "K".into() });
+        }
+        let padded = pad_rows_f32(w, n, k)?;
+        crate::error::check_finite("W", w)?;
+        if let Some(b) = bias {
+            if b.len() != n {
+                return Err(Error::LengthMismatch {
+                    what: "bias".into(),
+                    got: b.len(),
+                    expected: n,
+                });
+            }
+            crate::error::check_finite("bias", b)?;
+        }
+        let pipeline = ctx.pipeline(PipelineKey::MatmulF32 {
+            has_bias: bias.is_some(),
+        })?;
+        Ok(F32Linear {
+            n,
+            k,
+            weights: upload(ctx, "f32 weights", &padded, wgpu::BufferUsages::STORAGE)?,
+            bias: upload(
+                ctx,
+                "f32 bias",
+                bias.unwrap_or(&[0.0]),
+                wgpu::BufferUsages::STORAGE,
+            )?,
+            pipeline,
+        })
+    }
+
+    /// Records `output[M, N] = input × Wᵀ (+ bias)`. `input` holds `m` rows of K floats
+    /// padded with zeros to a multiple of 4 ([`pad_rows_f32`]).
+    ///
+    /// # Errors
+    /// Buffer checks ([`check_storage`]); [`Error::Unsupported`] above dispatch limits.
+    pub fn encode(
+        &self,
+        ctx: &Context,
+        encoder: &mut wgpu::CommandEncoder,
+        m: usize,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<()> {
+        if m == 0 {
+            return Ok(());
+        }
+        let stride = self.k.next_multiple_of(4);
+        check_storage(ctx, "f32 activations", input, (m * stride) as u64 * 4)?;
+        check_storage(ctx, "f32 output", output, (m * self.n) as u64 * 4)?;
+        let (gx, gy) = (self.n.div_ceil(32), m.div_ceil(32));
+        let max = ctx.device().limits().max_compute_workgroups_per_dimension as usize;
+        if gx > max || gy > max {
+            return Err(Error::Unsupported(format!(
+                "{m} x {} needs {gx} x {gy} workgroups; the limit is {max}",
+                self.n
+            )));
+        }
+        let uniforms = MatmulF32Uniforms {
+            m: m as u32,
+            n: self.n as u32,
+            k_vec4: (stride / 4) as u32,
+            pad: 0,
+        };
+        let uniform_buf = upload(
+            ctx,
+            "f32 uniforms",
+            &[uniforms],
+            wgpu::BufferUsages::UNIFORM,
+        )?;
+        let group = bind_group(
+            ctx,
+            "matmul_f32",
+            &self.pipeline,
+            &[&uniform_buf, input, &self.weights, &self.bias, output],
+        );
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("matmul_f32"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(gx as u32, gy as u32, 1);
+        Ok(())
+    }
+
+    /// Uploads `a` (`m × K`), runs and reads back (blocking).
+    ///
+    /// # Errors
+    /// As [`F32Linear::encode`], plus shape and finiteness errors for `a`.
+    pub fn run_blocking(&self, ctx: &Context, a: &[f32], m: usize) -> Result<Vec<f32>> {
+        let padded = pad_rows_f32(a, m, self.k)?;
+        crate::error::check_finite("A", a)?;
+        let input = upload(ctx, "f32 activations", &padded, wgpu::BufferUsages::STORAGE)?;
+        let bytes = (m * self.n) as u64 * 4;
+        let output = create(
+            ctx,
+            "f32 output",
+            bytes,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        )?;
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        self.encode(ctx, &mut encoder, m, &input, &output)?;
+        ctx.queue().submit([encoder.finish()]);
+        Ok(bytemuck::pod_collect_to_vec(&read_blocking(
+            ctx, &output, bytes,
+        )?))
+    }
+}
