@@ -156,3 +156,90 @@ proptest! {
         prop_assert_eq!(check(a, b), Ok(()));
     }
 }
+
+mod add {
+    //! The exact non-negative addition equals IEEE `+`.
+    use proptest::prelude::*;
+    use wgpu_quant::quant::add::add_nonneg_f32_exact_bits;
+
+    use crate::common::Rng;
+
+    fn check(a: u32, b: u32) -> Result<(), String> {
+        let want = (f32::from_bits(a) + f32::from_bits(b)).to_bits();
+        let got = add_nonneg_f32_exact_bits(a, b);
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{a:#010x} + {b:#010x}: got {got:#010x}, IEEE {want:#010x}"
+            ))
+        }
+    }
+
+    fn sweep(seed: u64, pairs: usize) {
+        let mut rng = Rng::new(seed);
+        for i in 0..pairs {
+            let (a, b) = match i % 3 {
+                0 => (rng.next_u32() % 0x7f80_0000, rng.next_u32() % 0x7f80_0000),
+                // Close exponents: carries and ties.
+                1 => {
+                    let a = rng.next_u32() % 0x7f00_0000;
+                    (a, (a & 0x7f80_0000) | (rng.next_u32() & 0x007f_ffff))
+                }
+                // Subnormals and the normal boundary.
+                _ => (rng.next_u32() % 0x0100_0000, rng.next_u32() % 0x0100_0000),
+            };
+            check(a, b).unwrap();
+        }
+    }
+
+    #[test]
+    fn edges() {
+        let v = [
+            0u32,
+            1,
+            2,
+            0x007f_ffff,
+            0x0080_0000,
+            0x0080_0001,
+            0x3f80_0000,
+            0x3f80_0001,
+            0x4b80_0000,
+            0x3380_0000,
+            0x3400_0000,
+            0x7f7f_ffff,
+            0x7f7f_fffe,
+            0x7f00_0000,
+            0x0c00_0000,
+        ];
+        for &a in &v {
+            for &b in &v {
+                check(a, b).unwrap();
+            }
+        }
+        for e in 0..255u32 {
+            for f in [0u32, 1, 0x40_0000, 0x7f_ffff] {
+                check(e << 23 | f, 0x3f80_0000).unwrap();
+                check(e << 23 | f, e << 23 | 1).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn random_sample() {
+        sweep(7, 300_000);
+    }
+
+    #[test]
+    #[ignore = "long sweep; scripts/test.sh runs it with --include-ignored"]
+    fn random_ten_million() {
+        sweep(8, 10_000_000);
+    }
+
+    proptest! {
+        #[test]
+        fn any_non_negative(a in 0u32..0x7f80_0000, b in 0u32..0x7f80_0000) {
+            prop_assert_eq!(check(a, b), Ok(()));
+        }
+    }
+}

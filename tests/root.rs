@@ -8,6 +8,7 @@ mod dynamic;
 mod f16;
 mod fixed_point;
 mod gemm_reference;
+mod gpu_dynamic;
 mod gpu_gemm;
 mod gpu_matmul_f32;
 mod gpu_quantize;

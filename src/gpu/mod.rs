@@ -6,6 +6,7 @@ pub mod buffers;
 pub mod capabilities;
 pub mod context;
 pub mod dot4;
+pub mod dynamic;
 pub mod gemm;
 pub mod matmul_f32;
 pub mod peak;

@@ -20,6 +20,16 @@ pub enum PipelineKey {
     },
     /// The int8 GEMM with one epilogue.
     MatmulI8(MatmulVariant),
+    /// Dynamic quantization, pass 1: the per-group range.
+    DynamicRange {
+        /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
+        symmetric: bool,
+    },
+    /// Dynamic quantization, pass 2: params and quantize.
+    DynamicQuantize {
+        /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
+        symmetric: bool,
+    },
     /// The FP32 baseline GEMM (not bit-exact: held to the written bound).
     MatmulF32 {
         /// Adds an f32 bias.
@@ -85,6 +95,17 @@ impl PipelineKey {
                 "dequantize",
                 quantize_constants(Convention::Onnx, signed),
             ),
+            PipelineKey::DynamicRange { symmetric }
+            | PipelineKey::DynamicQuantize { symmetric } => {
+                let entry = if matches!(self, PipelineKey::DynamicRange { .. }) {
+                    "dynamic_range"
+                } else {
+                    "dynamic_quantize"
+                };
+                let mut constants = quantize_constants(Convention::Onnx, false);
+                constants.push(("SYMMETRIC", ConstValue::Bool(symmetric)));
+                ("dynamic_quantize", entry, constants)
+            }
             PipelineKey::MatmulF32 { has_bias } => (
                 "matmul_f32",
                 "matmul_f32",
@@ -141,6 +162,8 @@ impl PipelineKey {
             .collect();
         keys.extend([true, false].map(|signed| PipelineKey::Dequantize { signed }));
         keys.extend([true, false].map(|has_bias| PipelineKey::MatmulF32 { has_bias }));
+        keys.extend([true, false].map(|symmetric| PipelineKey::DynamicRange { symmetric }));
+        keys.extend([true, false].map(|symmetric| PipelineKey::DynamicQuantize { symmetric }));
         for epilogue in EpilogueKind::ALL {
             for bits in 0..16u32 {
                 let dequant = matches!(

@@ -25,6 +25,11 @@ pub const SOURCES: &[(&str, &str)] = &[
         "common/wide",
         include_str!("../../shaders/common/wide.wgsl"),
     ),
+    ("common/add", include_str!("../../shaders/common/add.wgsl")),
+    (
+        "dynamic_quantize",
+        include_str!("../../shaders/dynamic_quantize.wgsl"),
+    ),
     ("dot4_i8", include_str!("../../shaders/dot4_i8.wgsl")),
     ("peak", include_str!("../../shaders/peak.wgsl")),
     ("quantize", include_str!("../../shaders/quantize.wgsl")),

@@ -17,6 +17,7 @@
 //! A range whose width overflows f32 (`max - min = +Inf`) gives scale +Inf, as in onnxruntime.
 
 use crate::error::{Error, Result};
+use crate::quant::add::add_nonneg_f32_exact;
 use crate::quant::convention::Convention;
 use crate::quant::divide::div_f32_exact;
 use crate::quant::qtype::QType;
@@ -99,10 +100,11 @@ pub fn dynamic_params(scheme: DynamicScheme, x: &[f32]) -> (f32, i32) {
     match scheme {
         DynamicScheme::OnnxLinear { qtype } => {
             let (qmin, qmax) = qtype.storage_range();
+            // hi - lo = hi + |lo| (hi >= +0 >= lo), summed on bits as the kernel does.
             let scale = if hi == lo {
                 1.0
             } else {
-                div_f32_exact(hi - lo, (qmax - qmin) as f32)
+                div_f32_exact(add_nonneg_f32_exact(hi, lo.abs()), (qmax - qmin) as f32)
             };
             let initial = qmin as f32 - div_f32_exact(lo, scale);
             let clamped = if initial < qmin as f32 {
