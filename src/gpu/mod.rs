@@ -5,6 +5,7 @@
 pub mod buffers;
 pub mod capabilities;
 pub mod context;
+pub mod divide;
 pub mod dot4;
 pub mod dynamic;
 pub mod gemm;

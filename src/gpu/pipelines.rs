@@ -30,6 +30,8 @@ pub enum PipelineKey {
         /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
         symmetric: bool,
     },
+    /// Elementwise exact division.
+    Divide,
     /// The FP32 baseline GEMM (not bit-exact: held to the written bound).
     MatmulF32 {
         /// Adds an f32 bias.
@@ -106,6 +108,7 @@ impl PipelineKey {
                 constants.push(("SYMMETRIC", ConstValue::Bool(symmetric)));
                 ("dynamic_quantize", entry, constants)
             }
+            PipelineKey::Divide => ("divide", "divide", vec![]),
             PipelineKey::MatmulF32 { has_bias } => (
                 "matmul_f32",
                 "matmul_f32",
@@ -162,6 +165,7 @@ impl PipelineKey {
             .collect();
         keys.extend([true, false].map(|signed| PipelineKey::Dequantize { signed }));
         keys.extend([true, false].map(|has_bias| PipelineKey::MatmulF32 { has_bias }));
+        keys.push(PipelineKey::Divide);
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicRange { symmetric }));
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicQuantize { symmetric }));
         for epilogue in EpilogueKind::ALL {

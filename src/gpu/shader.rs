@@ -30,6 +30,7 @@ pub const SOURCES: &[(&str, &str)] = &[
         "dynamic_quantize",
         include_str!("../../shaders/dynamic_quantize.wgsl"),
     ),
+    ("divide", include_str!("../../shaders/divide.wgsl")),
     ("dot4_i8", include_str!("../../shaders/dot4_i8.wgsl")),
     ("peak", include_str!("../../shaders/peak.wgsl")),
     ("quantize", include_str!("../../shaders/quantize.wgsl")),
