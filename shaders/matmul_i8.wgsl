@@ -23,6 +23,18 @@ struct MatmulUniforms {
     clamp_min: i32,
     clamp_max: i32,
     a_pad_correction: i32,
+    // The full output width and this dispatch's first column: weights above the binding
+    // limit are split along N and each part writes its own column strip.
+    n_total: u32,
+    col_offset: u32,
+    // Activations, outputs and row params above the binding limit are split along M; each
+    // part is bound from an aligned offset and these are the words (rows) left over.
+    a_word_offset: u32,
+    out_word_offset: u32,
+    row_offset: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // Twin: src/gpu/gemm.rs `ChannelParams`.
@@ -53,7 +65,7 @@ struct RowParams {
 const ONES: u32 = 0x01010101u;
 
 fn row_params(r: u32) -> RowParams {
-    return rows[select(0u, r, PER_ROW_ZERO_POINT || DYNAMIC_ROWS)];
+    return rows[select(0u, uniforms.row_offset + r, PER_ROW_ZERO_POINT || DYNAMIC_ROWS)];
 }
 
 // acc + bias with zero points: dot - za·Σw - zw·Σa + K·za·zw + bias (wrapping i32).
@@ -109,7 +121,7 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a_base: array<u32, 4>;
     var w_base: array<u32, 4>;
     for (var i = 0u; i < 4u; i++) {
-        a_base[i] = min(row0 + i, m - 1u) * kw;
+        a_base[i] = uniforms.a_word_offset + min(row0 + i, m - 1u) * kw;
         w_base[i] = min(col0 + i, n - 1u) * kw;
     }
     let flip = select(0u, 0x80808080u, A_IS_U8);
@@ -147,10 +159,11 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             let ch = channels[c];
             let total = corrected(acc[i][j], sa, za, ch);
+            let flat = uniforms.out_word_offset + r * uniforms.n_total + uniforms.col_offset + c;
             if EPILOGUE == 0u {
-                out[r * n + c] = bitcast<u32>(total);
+                out[flat] = bitcast<u32>(total);
             } else if EPILOGUE == 1u {
-                out[r * n + c] = bitcast<u32>(dequant_value(total, r, ch));
+                out[flat] = bitcast<u32>(dequant_value(total, r, ch));
             } else if EPILOGUE == 2u {
                 let h = f32_to_f16_bits(bitcast<u32>(dequant_value(total, r, ch)));
                 half_pair[j / 2u] |= h << (16u * (j % 2u));
@@ -158,14 +171,17 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
                 packed |= storage_byte(requant_value(total, ch)) << (8u * j);
             }
         }
+        // Column strips start at multiples of 4, so words never straddle two dispatches.
+        let first = uniforms.col_offset + col0;
         if EPILOGUE == 2u {
-            let words = (n + 1u) / 2u;
-            out[r * words + col0 / 2u] = half_pair.x;
-            if col0 / 2u + 1u < words {
-                out[r * words + col0 / 2u + 1u] = half_pair.y;
+            let words = (uniforms.n_total + 1u) / 2u;
+            let base = uniforms.out_word_offset + r * words;
+            out[base + first / 2u] = half_pair.x;
+            if first / 2u + 1u < words {
+                out[base + first / 2u + 1u] = half_pair.y;
             }
         } else if EPILOGUE >= 3u {
-            out[r * ((n + 3u) / 4u) + col0 / 4u] = packed;
+            out[uniforms.out_word_offset + r * ((uniforms.n_total + 3u) / 4u) + first / 4u] = packed;
         }
     }
 }

@@ -557,4 +557,54 @@ fn capabilities_report_the_adapter() {
     assert!(caps.max_storage_buffer_binding_size >= 128 << 20);
     assert!(caps.max_compute_workgroups_per_dimension >= 65_535);
     eprintln!("{caps:#?}");
+    eprintln!(
+        "storage offset alignment {}",
+        ctx.device().limits().min_storage_buffer_offset_alignment
+    );
+}
+
+/// Above the storage binding limit (forced small here, so the test is cheap) weights split
+/// along N and activations/outputs along M, transparently; results are identical.
+#[test]
+fn split_above_the_binding_limit() {
+    let Some(ctx) = gpu() else { return };
+    let small = ctx.clone().with_binding_limit(4096);
+    let params = QuantParams::per_tensor(0.01, 0, QType::I8.full_range()).unwrap();
+    let weights =
+        QuantizedWeights::from_quantized(&small, &vec![1u8; 300 * 75], 300, 75, params).unwrap();
+    assert!(
+        weights.chunk_count() > 1,
+        "{} chunks",
+        weights.chunk_count()
+    );
+    for kind in [
+        Kind::I32,
+        Kind::F16,
+        Kind::RequantFloat,
+        Kind::Fixed(FixedPointRounding::Single),
+    ] {
+        for (m, n, k) in [(100, 300, 75), (70, 37, 129), (5, 1000, 9)] {
+            GemmTester::new()
+                .shape(m, n, k)
+                .a_type(QType::U8)
+                .per_channel_w_zero_points()
+                .epilogue(kind)
+                .check(&small);
+        }
+    }
+    GemmTester::new()
+        .shape(90, 130, 40)
+        .a_type(QType::U8)
+        .epilogue(Kind::F32)
+        .dynamic_rows()
+        .float_bias()
+        .check(&small);
+    // Split and unsplit give identical bits.
+    GemmTester::new()
+        .shape(90, 130, 40)
+        .a_type(QType::U8)
+        .epilogue(Kind::F32)
+        .dynamic_rows()
+        .float_bias()
+        .check(ctx);
 }

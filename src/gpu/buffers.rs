@@ -85,17 +85,18 @@ pub fn create(
     Ok(buffer)
 }
 
-/// Checks a caller's buffer: usage, size and the binding limit.
+/// Checks a caller's buffer: `STORAGE` usage and size (ops that split large tensors call
+/// this; the others call [`check_storage`], which also checks the binding limit).
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for missing usage, [`Error::ShapeMismatch`] when too small,
-/// [`Error::Unsupported`] above `max_storage_buffer_binding_size`.
-pub fn check_storage(
+/// [`Error::InvalidConfig`] for missing usage, [`Error::ShapeMismatch`] when too small.
+pub fn check_buffer(
     ctx: &Context,
     what: &str,
     buffer: &wgpu::Buffer,
     bytes_needed: u64,
 ) -> Result<()> {
+    let _ = ctx;
     let usage = wgpu::BufferUsages::STORAGE;
     if !buffer.usage().contains(usage) {
         return Err(Error::InvalidConfig {
@@ -112,10 +113,25 @@ pub fn check_storage(
             got: buffer.size() as usize,
         });
     }
-    let limit = ctx.device().limits().max_storage_buffer_binding_size;
+    Ok(())
+}
+
+/// Checks a caller's buffer: usage, size and the binding limit.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for missing usage, [`Error::ShapeMismatch`] when too small,
+/// [`Error::Unsupported`] above the binding limit ([`Context::binding_limit`]).
+pub fn check_storage(
+    ctx: &Context,
+    what: &str,
+    buffer: &wgpu::Buffer,
+    bytes_needed: u64,
+) -> Result<()> {
+    check_buffer(ctx, what, buffer, bytes_needed)?;
+    let limit = ctx.binding_limit();
     if bytes_needed > limit {
         return Err(Error::Unsupported(format!(
-            "{what}: {bytes_needed} bytes exceed max_storage_buffer_binding_size = {limit}"
+            "{what}: {bytes_needed} bytes exceed the storage binding limit of {limit}"
         )));
     }
     Ok(())

@@ -15,6 +15,7 @@ pub struct Context {
     queue: wgpu::Queue,
     adapter_info: Option<wgpu::AdapterInfo>,
     pipelines: Arc<Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>>,
+    binding_limit: Option<u64>,
 }
 
 impl Context {
@@ -25,6 +26,7 @@ impl Context {
             queue,
             adapter_info: None,
             pipelines: Arc::default(),
+            binding_limit: None,
         }
     }
 
@@ -87,6 +89,7 @@ impl Context {
             queue,
             adapter_info: Some(adapter.get_info()),
             pipelines: Arc::default(),
+            binding_limit: None,
         })
     }
 
@@ -118,6 +121,21 @@ impl Context {
         let pipeline = key.build(&self.device)?;
         cache.insert(key, pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The same context with a smaller storage-binding limit than the device's, so the
+    /// splitting of large tensors can be exercised cheaply (tests) or kept below a budget.
+    /// The effective limit is the smaller of the two, rounded down to a multiple of 256.
+    pub fn with_binding_limit(mut self, bytes: u64) -> Self {
+        self.binding_limit = Some(bytes);
+        self
+    }
+
+    /// The storage-binding limit the ops split tensors by.
+    pub fn binding_limit(&self) -> u64 {
+        let device = self.device.limits().max_storage_buffer_binding_size;
+        let limit = self.binding_limit.map_or(device, |b| b.min(device));
+        (limit / 256 * 256).max(256)
     }
 
     /// The adapter's features and limits as the kernels see them.

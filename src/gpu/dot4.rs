@@ -6,6 +6,7 @@
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
+use crate::gpu::buffers::check_storage;
 use crate::gpu::context::Context;
 
 const SHADER: &str = include_str!("../../shaders/dot4_i8.wgsl");
@@ -15,38 +16,6 @@ const WORKGROUP_SIZE: u32 = 64;
 #[derive(Debug, Clone)]
 pub struct Dot4Kernel {
     pipeline: wgpu::ComputePipeline,
-}
-
-fn check_buffer(
-    ctx: &Context,
-    what: &str,
-    buffer: &wgpu::Buffer,
-    words: u64,
-    usage: wgpu::BufferUsages,
-) -> Result<()> {
-    if !buffer.usage().contains(usage) {
-        return Err(Error::InvalidConfig {
-            what: format!("{what} buffer usage"),
-            value: format!("{:?}", buffer.usage()),
-            reason: format!("needs {usage:?}"),
-        });
-    }
-    let needed = words * 4;
-    if buffer.size() < needed {
-        return Err(Error::ShapeMismatch {
-            what: format!("{what} buffer (bytes)"),
-            shape: vec![words as usize, 4],
-            expected: needed as usize,
-            got: buffer.size() as usize,
-        });
-    }
-    let limit = ctx.device().limits().max_storage_buffer_binding_size;
-    if needed > limit {
-        return Err(Error::Unsupported(format!(
-            "{what}: {needed} bytes exceed max_storage_buffer_binding_size = {limit}"
-        )));
-    }
-    Ok(())
 }
 
 impl Dot4Kernel {
@@ -94,10 +63,9 @@ impl Dot4Kernel {
         if len == 0 {
             return Ok(());
         }
-        let storage = wgpu::BufferUsages::STORAGE;
-        check_buffer(ctx, "lhs", lhs, u64::from(len), storage)?;
-        check_buffer(ctx, "rhs", rhs, u64::from(len), storage)?;
-        check_buffer(ctx, "out", out, u64::from(len), storage)?;
+        check_storage(ctx, "lhs", lhs, u64::from(len) * 4)?;
+        check_storage(ctx, "rhs", rhs, u64::from(len) * 4)?;
+        check_storage(ctx, "out", out, u64::from(len) * 4)?;
         let groups = len.div_ceil(WORKGROUP_SIZE);
         let max = ctx.device().limits().max_compute_workgroups_per_dimension;
         if groups > max {

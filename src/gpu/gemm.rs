@@ -5,7 +5,7 @@
 use half::f16;
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{bind_group, check_storage, create, read_blocking, upload};
+use crate::gpu::buffers::{check_buffer, create, read_blocking, upload};
 use crate::gpu::context::Context;
 use crate::gpu::pipelines::{EpilogueKind, MatmulVariant, PipelineKey};
 use crate::quant::epilogue::{DequantScales, Epilogue, RequantScaling};
@@ -40,6 +40,18 @@ pub struct MatmulUniforms {
     /// `128 · padding bytes per row` for U8 activations (their zero padding reads as -128
     /// after the XOR), else 0.
     pub a_pad_correction: i32,
+    /// Output row width in elements (all of N).
+    pub n_total: u32,
+    /// First output column of this dispatch (a multiple of 4).
+    pub col_offset: u32,
+    /// Words between the aligned activation binding offset and this part's first row.
+    pub a_word_offset: u32,
+    /// Words between the aligned output binding offset and this part's first row.
+    pub out_word_offset: u32,
+    /// Rows between the aligned row-params binding offset and this part's first row.
+    pub row_offset: u32,
+    /// Padding to 16 bytes.
+    pub pad: [u32; 3],
 }
 
 /// Twin of `ChannelParams` in `shaders/matmul_i8.wgsl`: everything per output channel,
@@ -73,7 +85,34 @@ pub struct RowParams {
     pub scale: f32,
 }
 
-/// Weights `W[N, K]` uploaded once: packed in the I8 domain with their row sums.
+/// One part of the weights along N (all of them unless they exceed the binding limit).
+#[derive(Debug, Clone)]
+struct WeightChunk {
+    n0: usize,
+    n1: usize,
+    buffer: wgpu::Buffer,
+}
+
+/// `ChannelParams` is 32 bytes per channel.
+const CHANNEL_PARAMS_BYTES: u64 = 32;
+
+/// Output channels per weight chunk: as many as fit the binding limit (weights and their
+/// channel params), a multiple of 4 so packed and f16 output words never straddle chunks.
+fn channels_per_chunk(ctx: &Context, k_words: usize) -> Result<usize> {
+    let limit = ctx.binding_limit();
+    let per_row = (k_words as u64 * 4).max(CHANNEL_PARAMS_BYTES);
+    let fit = (limit / per_row) as usize / 4 * 4;
+    if fit == 0 {
+        return Err(Error::Unsupported(format!(
+            "four weight rows of {} bytes exceed the storage binding limit of {limit}",
+            k_words * 4
+        )));
+    }
+    Ok(fit)
+}
+
+/// Weights `W[N, K]` uploaded once: packed in the I8 domain with their row sums. Weights
+/// above the storage binding limit are split along N into separate buffers, transparently.
 #[derive(Debug, Clone)]
 pub struct QuantizedWeights {
     n: usize,
@@ -82,7 +121,7 @@ pub struct QuantizedWeights {
     zero_points: Vec<i32>,
     row_sums: Vec<i32>,
     params: QuantParams,
-    buffer: wgpu::Buffer,
+    chunks: Vec<WeightChunk>,
 }
 
 impl QuantizedWeights {
@@ -111,7 +150,15 @@ impl QuantizedWeights {
         }
         let qtype = params.qtype();
         let packed = pack_i8_domain(data, qtype, n, k)?;
-        let buffer = upload(ctx, "weights", &packed, wgpu::BufferUsages::STORAGE)?;
+        let k_words = words_per_row(k);
+        let per_chunk = channels_per_chunk(ctx, k_words)?;
+        let mut chunks = Vec::new();
+        for n0 in (0..n).step_by(per_chunk) {
+            let n1 = (n0 + per_chunk).min(n);
+            let part = &packed[n0 * k_words..n1 * k_words];
+            let buffer = upload(ctx, "weights", part, wgpu::BufferUsages::STORAGE)?;
+            chunks.push(WeightChunk { n0, n1, buffer });
+        }
         Ok(QuantizedWeights {
             n,
             k,
@@ -119,7 +166,7 @@ impl QuantizedWeights {
             zero_points: (0..n).map(|c| params.zero_point(c)).collect(),
             row_sums: row_sums_i8_domain(data, qtype, n, k)?,
             params,
-            buffer,
+            chunks,
         })
     }
 
@@ -134,6 +181,11 @@ impl QuantizedWeights {
     /// The weights' params.
     pub fn params(&self) -> &QuantParams {
         &self.params
+    }
+    /// How many buffers the weights were split into along N (1 unless they exceed the
+    /// storage binding limit).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
     }
 }
 
@@ -171,9 +223,19 @@ pub struct QLinear {
     epilogue: Epilogue,
     variant: MatmulVariant,
     pipeline: wgpu::ComputePipeline,
-    channel_buffer: wgpu::Buffer,
+    /// One channel-params buffer per weight chunk.
+    channel_buffers: Vec<wgpu::Buffer>,
     static_rows: wgpu::Buffer,
     clamp: (i32, i32, i32),
+}
+
+/// A binding of `size` bytes of `buffer` from `offset`.
+fn range(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BufferBinding<'_> {
+    wgpu::BufferBinding {
+        buffer,
+        offset,
+        size: wgpu::BufferSize::new(size),
+    }
 }
 
 fn per_channel<T: Copy>(v: &[T], c: usize) -> T {
@@ -357,12 +419,18 @@ impl QLinear {
             float_bias,
         };
         let pipeline = ctx.pipeline(PipelineKey::MatmulI8(variant))?;
-        let channel_buffer = upload(
-            ctx,
-            "channel params",
-            &channels,
-            wgpu::BufferUsages::STORAGE,
-        )?;
+        let channel_buffers = weights
+            .chunks
+            .iter()
+            .map(|c| {
+                upload(
+                    ctx,
+                    "channel params",
+                    &channels[c.n0..c.n1],
+                    wgpu::BufferUsages::STORAGE,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         let static_zp = match input {
             ActivationInput::Static { zero_point, .. } => zero_point,
             ActivationInput::PerRow { .. } => 0,
@@ -382,7 +450,7 @@ impl QLinear {
             epilogue,
             variant,
             pipeline,
-            channel_buffer,
+            channel_buffers,
             static_rows,
             clamp,
         })
@@ -410,7 +478,7 @@ impl QLinear {
     /// write). `rows` carries one [`RowParams`] per row for `ActivationInput::PerRow`.
     ///
     /// # Errors
-    /// Buffer checks ([`check_storage`]), [`Error::Mismatch`] when `rows` is missing or
+    /// Buffer checks ([`check_buffer`]), [`Error::Mismatch`] when `rows` is missing or
     /// unexpected, [`Error::Unsupported`] above the dispatch limits.
     pub fn encode(
         &self,
@@ -426,16 +494,14 @@ impl QLinear {
             return Ok(());
         }
         let k_words = words_per_row(k);
-        check_storage(ctx, "activations", input, (m * k_words) as u64 * 4)?;
-        check_storage(
-            ctx,
-            "output",
-            output,
-            (m * self.output_words_per_row()) as u64 * 4,
-        )?;
+        let a_row = k_words as u64 * 4;
+        let out_row = self.output_words_per_row() as u64 * 4;
+        check_buffer(ctx, "activations", input, m as u64 * a_row)?;
+        check_buffer(ctx, "output", output, m as u64 * out_row)?;
+        let per_row_params = matches!(self.input, ActivationInput::PerRow { .. });
         let rows = match (self.input, rows) {
             (ActivationInput::PerRow { .. }, Some(r)) => {
-                check_storage(ctx, "row params", r, m as u64 * 8)?;
+                check_buffer(ctx, "row params", r, m as u64 * 8)?;
                 r
             }
             (ActivationInput::PerRow { .. }, None) => {
@@ -453,51 +519,134 @@ impl QLinear {
         let to_u32 = |what: &str, v: usize| {
             u32::try_from(v).map_err(|_| Error::Unsupported(format!("{what} = {v} exceeds u32")))
         };
+        let m_chunk = self.rows_per_dispatch(ctx, m, a_row, out_row, per_row_params)?;
         let pad = (4 * k_words - k) as i32;
-        let uniforms = MatmulUniforms {
-            m: to_u32("M", m)?,
-            n: to_u32("N", n)?,
-            k: to_u32("K", k)?,
-            k_words: to_u32("K words", k_words)?,
-            out_zero_point: self.clamp.0,
-            clamp_min: self.clamp.1,
-            clamp_max: self.clamp.2,
-            a_pad_correction: if self.variant.a_is_u8 { 128 * pad } else { 0 },
-        };
-        let (gx, gy) = (n.div_ceil(32), m.div_ceil(32));
-        let max = ctx.device().limits().max_compute_workgroups_per_dimension as usize;
-        if gx > max || gy > max {
+        let device = ctx.device();
+        let align = u64::from(device.limits().min_storage_buffer_offset_alignment);
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        for m0 in (0..m).step_by(m_chunk) {
+            let m1 = (m0 + m_chunk).min(m);
+            let rows_here = m1 - m0;
+            // (exact byte offset, aligned binding offset, binding size) of each M-split part.
+            let part = |row_bytes: u64| {
+                let start = m0 as u64 * row_bytes;
+                let base = start / align * align;
+                (start, base, start + rows_here as u64 * row_bytes - base)
+            };
+            let (a, out, rp) = (part(a_row), part(out_row), part(8));
+            for (chunk, channels) in self.weights.chunks.iter().zip(&self.channel_buffers) {
+                let uniforms = MatmulUniforms {
+                    m: to_u32("M", rows_here)?,
+                    n: to_u32("N", chunk.n1 - chunk.n0)?,
+                    k: to_u32("K", k)?,
+                    k_words: to_u32("K words", k_words)?,
+                    out_zero_point: self.clamp.0,
+                    clamp_min: self.clamp.1,
+                    clamp_max: self.clamp.2,
+                    a_pad_correction: if self.variant.a_is_u8 { 128 * pad } else { 0 },
+                    n_total: to_u32("N", n)?,
+                    col_offset: to_u32("column offset", chunk.n0)?,
+                    a_word_offset: ((a.0 - a.1) / 4) as u32,
+                    out_word_offset: ((out.0 - out.1) / 4) as u32,
+                    row_offset: ((rp.0 - rp.1) / 8) as u32,
+                    pad: [0; 3],
+                };
+                let uniform_buf = upload(
+                    ctx,
+                    "matmul uniforms",
+                    &[uniforms],
+                    wgpu::BufferUsages::UNIFORM,
+                )?;
+
+                let row_binding = if per_row_params {
+                    wgpu::BindingResource::Buffer(range(rows, rp.1, rp.2))
+                } else {
+                    rows.as_entire_binding()
+                };
+                let resources = [
+                    uniform_buf.as_entire_binding(),
+                    wgpu::BindingResource::Buffer(range(input, a.1, a.2)),
+                    chunk.buffer.as_entire_binding(),
+                    channels.as_entire_binding(),
+                    row_binding,
+                    wgpu::BindingResource::Buffer(range(output, out.1, out.2)),
+                ];
+                let entries: Vec<wgpu::BindGroupEntry> = resources
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, resource)| wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource,
+                    })
+                    .collect();
+                let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("matmul_i8"),
+                    layout: &self.pipeline.get_bind_group_layout(0),
+                    entries: &entries,
+                });
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("matmul_i8"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&self.pipeline);
+                pass.set_bind_group(0, &group, &[]);
+                pass.dispatch_workgroups(
+                    (chunk.n1 - chunk.n0).div_ceil(32) as u32,
+                    rows_here.div_ceil(32) as u32,
+                    1,
+                );
+            }
+        }
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("encoding matmul_i8: {e}")));
+        }
+        Ok(())
+    }
+
+    /// Rows per dispatch: all of them when the activations, outputs and row params fit the
+    /// binding limit and the dispatch limit, else as many as fit with one alignment unit to
+    /// spare (each part is bound from an aligned offset below its first row).
+    fn rows_per_dispatch(
+        &self,
+        ctx: &Context,
+        m: usize,
+        a_row: u64,
+        out_row: u64,
+        per_row: bool,
+    ) -> Result<usize> {
+        let limit = ctx.binding_limit();
+        let limits = ctx.device().limits();
+        let n_groups = self
+            .weights
+            .chunks
+            .iter()
+            .map(|c| (c.n1 - c.n0).div_ceil(32))
+            .max()
+            .unwrap_or(0);
+        if n_groups > limits.max_compute_workgroups_per_dimension as usize {
             return Err(Error::Unsupported(format!(
-                "{m} x {n} needs {gx} x {gy} workgroups; the limit is {max} per dimension"
+                "{n_groups} workgroups along N exceed max_compute_workgroups_per_dimension"
             )));
         }
-        let uniform_buf = upload(
-            ctx,
-            "matmul uniforms",
-            &[uniforms],
-            wgpu::BufferUsages::UNIFORM,
-        )?;
-        let group = bind_group(
-            ctx,
-            "matmul_i8",
-            &self.pipeline,
-            &[
-                &uniform_buf,
-                input,
-                &self.weights.buffer,
-                &self.channel_buffer,
-                rows,
-                output,
-            ],
-        );
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("matmul_i8"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(gx as u32, gy as u32, 1);
-        Ok(())
+        let dispatch_rows = u64::from(limits.max_compute_workgroups_per_dimension) * 32;
+        let whole =
+            (m as u64 * a_row)
+                .max(m as u64 * out_row)
+                .max(if per_row { m as u64 * 8 } else { 0 });
+        if whole <= limit && m as u64 <= dispatch_rows {
+            return Ok(m);
+        }
+        let room = limit.saturating_sub(u64::from(limits.min_storage_buffer_offset_alignment));
+        let mut fit = (room / a_row).min(room / out_row).min(dispatch_rows);
+        if per_row {
+            fit = fit.min(room / 8);
+        }
+        if fit == 0 {
+            return Err(Error::Unsupported(format!(
+                "one row of {a_row} activation or {out_row} output bytes exceeds the storage binding limit of {limit}"
+            )));
+        }
+        Ok(fit as usize)
     }
 
     /// Uploads `a` (storage bytes, `m × K`), runs the layer and reads the result back.
