@@ -608,3 +608,83 @@ fn split_above_the_binding_limit() {
         .float_bias()
         .check(ctx);
 }
+
+/// Two layers chained in one encoder: the first requantizes to packed int8, which the second
+/// reads directly (its K is the first's N); nothing leaves the GPU in between.
+#[test]
+fn two_layers_chain_on_the_gpu() {
+    use wgpu_quant::Scheme;
+    use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
+    use wgpu_quant::quant::calibrate::MinMax;
+    use wgpu_quant::reference::quantize::quantize;
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(70);
+    let (m, k, hidden, n) = (6, 45, 33, 10);
+    let w1: Vec<f32> = (0..hidden * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let w2: Vec<f32> = (0..n * hidden).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let sym = Scheme::symmetric(QType::I8);
+    let conv = Convention::Onnx;
+    let l1w = QuantizedWeights::quantize(ctx, &w1, hidden, k, conv, MinMax::new(), &sym).unwrap();
+    let l2w = QuantizedWeights::quantize(ctx, &w2, n, hidden, conv, MinMax::new(), &sym).unwrap();
+    let x_params = QuantParams::per_tensor(0.02, 5, QType::U8.full_range()).unwrap();
+    let h_params = QuantParams::per_tensor(0.05, 128, QType::U8.full_range()).unwrap();
+    let y_params = QuantParams::per_tensor(0.1, 120, QType::U8.full_range()).unwrap();
+    let r1 = Requant::float(conv, &x_params, l1w.params(), &h_params, Activation::Relu).unwrap();
+    let r2 = Requant::float(conv, &h_params, l2w.params(), &y_params, Activation::None).unwrap();
+    let (p1, p2) = (l1w.params().clone(), l2w.params().clone());
+    let in_u8 = |zp| ActivationInput::Static {
+        qtype: QType::U8,
+        zero_point: zp,
+    };
+    let layer1 = QLinear::new(ctx, l1w, in_u8(5), None, Epilogue::Requant(r1.clone())).unwrap();
+    let layer2 = QLinear::new(ctx, l2w, in_u8(128), None, Epilogue::Requant(r2.clone())).unwrap();
+
+    let x: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 2.0)).collect();
+    let xq = quantize(conv, &x, &[m, k], &x_params).unwrap();
+    let packed = wgpu_quant::quant::pack::pack_bytes(&xq, m, k).unwrap();
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let input = upload(ctx, "x", &packed, wgpu::BufferUsages::STORAGE).unwrap();
+    let hidden_buf = create(ctx, "h", (m * hidden.div_ceil(4) * 4) as u64, usage).unwrap();
+    let out = create(ctx, "y", (m * n.div_ceil(4) * 4) as u64, usage).unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    layer1
+        .encode(ctx, &mut encoder, m, &input, None, &hidden_buf)
+        .unwrap();
+    layer2
+        .encode(ctx, &mut encoder, m, &hidden_buf, None, &out)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let words: Vec<u32> = bytemuck::pod_collect_to_vec(
+        &read_blocking(ctx, &out, (m * n.div_ceil(4) * 4) as u64).unwrap(),
+    );
+    let got = wgpu_quant::quant::pack::unpack_bytes(&words, m, n).unwrap();
+
+    let w1q = quantize(conv, &w1, &[hidden, k], &p1).unwrap();
+    let w2q = quantize(conv, &w2, &[n, hidden], &p2).unwrap();
+    let step = |a: &[u8], rows, cols, w: &[u8], wrows, wp: &QuantParams, za, r: &Requant| {
+        let inputs = GemmInputs {
+            a: QMatrix {
+                data: a,
+                qtype: QType::U8,
+                rows,
+                cols,
+            },
+            a_zero_points: &[za],
+            w: QMatrix {
+                data: w,
+                qtype: QType::I8,
+                rows: wrows,
+                cols,
+            },
+            w_zero_points: wp.zero_points(),
+            bias: &[],
+        };
+        match matmul_i8(&inputs, &Epilogue::Requant(r.clone())).unwrap() {
+            GemmOutput::Quantized { bytes, .. } => bytes,
+            _ => unreachable!(),
+        }
+    };
+    let h = step(&xq, m, k, &w1q, hidden, &p1, 5, &r1);
+    let want = step(&h, m, hidden, &w2q, n, &p2, 128, &r2);
+    assert_eq!(got, want);
+}

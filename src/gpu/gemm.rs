@@ -8,13 +8,15 @@ use crate::error::{Error, Result};
 use crate::gpu::buffers::{check_buffer, create, read_blocking, upload};
 use crate::gpu::context::Context;
 use crate::gpu::pipelines::{EpilogueKind, MatmulVariant, PipelineKey};
+use crate::quant::calibrate::{Observer, RangeEstimator};
+use crate::quant::convention::Convention;
 use crate::quant::epilogue::{DequantScales, Epilogue, RequantScaling};
 use crate::quant::fixed_point::FixedPointRounding;
 use crate::quant::pack::{
     check_len, pack_bytes, pack_i8_domain, row_sums_i8_domain, unpack_bytes, words_per_row,
     zero_point_to_i8_domain,
 };
-use crate::quant::params::QuantParams;
+use crate::quant::params::{QuantParams, Scheme};
 use crate::quant::qtype::QType;
 use crate::reference::bounds::check_accumulator_bound;
 use crate::reference::gemm::GemmOutput;
@@ -168,6 +170,31 @@ impl QuantizedWeights {
             params,
             chunks,
         })
+    }
+
+    /// Calibrates, quantizes and uploads f32 weights `W[N, K]` (row-major) with `estimator`
+    /// per output channel (axis 0) under `convention` and `scheme`: per-channel symmetric
+    /// MinMax (`MinMax::new()`, `Scheme::symmetric(QType::I8)`) is the usual choice.
+    /// Returns the weights and their params (the params also stay inside the weights).
+    ///
+    /// # Errors
+    /// Calibration errors (empty, NaN/Inf), params errors, and as
+    /// [`QuantizedWeights::from_quantized`].
+    pub fn quantize<E: RangeEstimator>(
+        ctx: &Context,
+        w: &[f32],
+        n: usize,
+        k: usize,
+        convention: Convention,
+        estimator: E,
+        scheme: &Scheme,
+    ) -> Result<Self> {
+        check_len("weights", w.len(), n, k)?;
+        let mut observer = Observer::per_channel(estimator, 0);
+        observer.observe(w, &[n, k])?;
+        let params = observer.params(convention, scheme)?;
+        let bytes = crate::reference::quantize::quantize(convention, w, &[n, k], &params)?;
+        Self::from_quantized(ctx, &bytes, n, k, params)
     }
 
     /// Output channels.
