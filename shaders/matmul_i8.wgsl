@@ -1,8 +1,9 @@
 // Int8 GEMM Y[M, N] = epilogue(A[M, K] x W[N, K]^T) with dot4I8Packed and exact i32 sums.
 // CPU twin: src/reference/gemm.rs `matmul_i8` (same zero-point algebra and epilogues).
 //
-// Each invocation computes a 4 x 4 block (register blocking); a 8 x 8 workgroup covers a
-// 32 x 32 tile. Rows and columns past M / N load the last valid row (no bounds checks in
+// Each invocation computes a TILE_M x 4 block (register blocking). GEMM: TILE_M = 4 in an
+// 8 x 8 workgroup (a 32 x 32 tile); GEMV (M <= 3): TILE_M = 1 in a 64 x 1 workgroup, so no
+// row load is wasted on rows that do not exist. Rows and columns past M / N load the last valid row (no bounds checks in
 // the inner loop) and are not stored. A holds raw storage bytes (U8 is moved into the I8
 // domain here by XOR 0x80; its zero padding bytes then read -128, which `a_pad_correction`
 // cancels in the row sums); W is stored in the I8 domain at upload, padded with zeros.
@@ -108,33 +109,37 @@ fn requant_value(acc: i32, ch: ChannelParams) -> i32 {
     return clamp(bounded + zp, uniforms.clamp_min, uniforms.clamp_max);
 }
 
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col0 = gid.x * 4u;
-    let row0 = gid.y * 4u;
+    let row0 = gid.y * TILE_M;
     let m = uniforms.m;
     let n = uniforms.n;
     if row0 >= m || col0 >= n {
         return;
     }
     let kw = uniforms.k_words;
-    var a_base: array<u32, 4>;
+    var a_base: array<u32, TILE_M>;
     var w_base: array<u32, 4>;
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < TILE_M; i++) {
         a_base[i] = uniforms.a_word_offset + min(row0 + i, m - 1u) * kw;
-        w_base[i] = min(col0 + i, n - 1u) * kw;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        w_base[j] = min(col0 + j, n - 1u) * kw;
     }
     let flip = select(0u, 0x80808080u, A_IS_U8);
-    var acc: array<array<i32, 4>, 4>;
-    var sum_a: array<i32, 4>;
+    var acc: array<array<i32, 4>, TILE_M>;
+    var sum_a: array<i32, TILE_M>;
     for (var word = 0u; word < kw; word++) {
-        var av: array<u32, 4>;
+        var av: array<u32, TILE_M>;
         var wv: array<u32, 4>;
-        for (var i = 0u; i < 4u; i++) {
+        for (var i = 0u; i < TILE_M; i++) {
             av[i] = a[a_base[i] + word] ^ flip;
-            wv[i] = w[w_base[i] + word];
         }
-        for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            wv[j] = w[w_base[j] + word];
+        }
+        for (var i = 0u; i < TILE_M; i++) {
             sum_a[i] += dot4I8Packed(av[i], ONES);
             for (var j = 0u; j < 4u; j++) {
                 acc[i][j] += dot4I8Packed(av[i], wv[j]);
@@ -142,7 +147,7 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
 
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < TILE_M; i++) {
         let r = row0 + i;
         if r >= m {
             break;

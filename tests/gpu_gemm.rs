@@ -688,3 +688,28 @@ fn two_layers_chain_on_the_gpu() {
     let want = step(&h, m, hidden, &w2q, n, &p2, 128, &r2);
     assert_eq!(got, want);
 }
+
+/// The GEMV shape (M <= 3) for every epilogue, N around its 256-column workgroup.
+#[test]
+fn gemv_shapes() {
+    let Some(ctx) = gpu() else { return };
+    let kinds = [
+        Kind::I32,
+        Kind::F32,
+        Kind::F16,
+        Kind::RequantFloat,
+        Kind::Fixed(FixedPointRounding::Double),
+    ];
+    for m in 1..=3 {
+        for (n, k) in [(1, 1), (255, 33), (256, 64), (257, 130), (1000, 7)] {
+            for kind in kinds {
+                GemmTester::new()
+                    .shape(m, n, k)
+                    .a_type(QType::U8)
+                    .per_channel_w_zero_points()
+                    .epilogue(kind)
+                    .check(ctx);
+            }
+        }
+    }
+}

@@ -95,6 +95,9 @@ struct WeightChunk {
     buffer: wgpu::Buffer,
 }
 
+/// Batches up to this many rows use the GEMV kernel shape.
+pub const GEMV_MAX_ROWS: usize = 3;
+
 /// `ChannelParams` is 32 bytes per channel.
 const CHANNEL_PARAMS_BYTES: u64 = 32;
 
@@ -250,6 +253,8 @@ pub struct QLinear {
     epilogue: Epilogue,
     variant: MatmulVariant,
     pipeline: wgpu::ComputePipeline,
+    /// The same epilogue in the GEMV shape, used for M <= [`GEMV_MAX_ROWS`].
+    gemv_pipeline: wgpu::ComputePipeline,
     /// One channel-params buffer per weight chunk.
     channel_buffers: Vec<wgpu::Buffer>,
     static_rows: wgpu::Buffer,
@@ -444,8 +449,13 @@ impl QLinear {
             dynamic_rows,
             per_row_zero_point: matches!(input, ActivationInput::PerRow { .. }),
             float_bias,
+            gemv: false,
         };
         let pipeline = ctx.pipeline(PipelineKey::MatmulI8(variant))?;
+        let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulI8(MatmulVariant {
+            gemv: true,
+            ..variant
+        }))?;
         let channel_buffers = weights
             .chunks
             .iter()
@@ -477,6 +487,7 @@ impl QLinear {
             epilogue,
             variant,
             pipeline,
+            gemv_pipeline,
             channel_buffers,
             static_rows,
             clamp,
@@ -550,6 +561,18 @@ impl QLinear {
         let pad = (4 * k_words - k) as i32;
         let device = ctx.device();
         let align = u64::from(device.limits().min_storage_buffer_offset_alignment);
+        let gemv = m <= GEMV_MAX_ROWS;
+        let pipeline = if gemv {
+            &self.gemv_pipeline
+        } else {
+            &self.pipeline
+        };
+        let (tile_m, wg_x, wg_y) = MatmulVariant {
+            gemv,
+            ..self.variant
+        }
+        .tiling();
+        let (cols_per_group, rows_per_group) = (4 * wg_x as usize, (tile_m * wg_y) as usize);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         for m0 in (0..m).step_by(m_chunk) {
             let m1 = (m0 + m_chunk).min(m);
@@ -608,18 +631,18 @@ impl QLinear {
                     .collect();
                 let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("matmul_i8"),
-                    layout: &self.pipeline.get_bind_group_layout(0),
+                    layout: &pipeline.get_bind_group_layout(0),
                     entries: &entries,
                 });
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("matmul_i8"),
                     timestamp_writes: None,
                 });
-                pass.set_pipeline(&self.pipeline);
+                pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, &group, &[]);
                 pass.dispatch_workgroups(
-                    (chunk.n1 - chunk.n0).div_ceil(32) as u32,
-                    rows_here.div_ceil(32) as u32,
+                    (chunk.n1 - chunk.n0).div_ceil(cols_per_group) as u32,
+                    rows_here.div_ceil(rows_per_group) as u32,
                     1,
                 );
             }

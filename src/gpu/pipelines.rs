@@ -52,6 +52,15 @@ pub struct MatmulVariant {
     pub per_row_zero_point: bool,
     /// An f32 bias after the dequantizing scale.
     pub float_bias: bool,
+    /// The GEMV shape (one row per invocation, for M <= 3) instead of 4 x 4 blocks.
+    pub gemv: bool,
+}
+
+impl MatmulVariant {
+    /// `(TILE_M, WORKGROUP_X, WORKGROUP_Y)`: rows per invocation and the workgroup shape.
+    pub fn tiling(&self) -> (u32, u32, u32) {
+        if self.gemv { (1, 64, 1) } else { (4, 8, 8) }
+    }
 }
 
 /// The epilogue, as the kernel's `EPILOGUE` constant.
@@ -123,6 +132,9 @@ impl PipelineKey {
                     ("DYNAMIC_ROWS", ConstValue::Bool(v.dynamic_rows)),
                     ("PER_ROW_ZERO_POINT", ConstValue::Bool(v.per_row_zero_point)),
                     ("HAS_FLOAT_BIAS", ConstValue::Bool(v.float_bias)),
+                    ("TILE_M", ConstValue::U32(v.tiling().0)),
+                    ("WORKGROUP_X", ConstValue::U32(v.tiling().1)),
+                    ("WORKGROUP_Y", ConstValue::U32(v.tiling().2)),
                 ],
             ),
         }
@@ -178,13 +190,16 @@ impl PipelineKey {
                 if !dequant && (dynamic_rows || float_bias) {
                     continue;
                 }
-                keys.push(PipelineKey::MatmulI8(MatmulVariant {
-                    epilogue,
-                    a_is_u8: bits & 1 != 0,
-                    per_row_zero_point: bits & 2 != 0,
-                    dynamic_rows,
-                    float_bias,
-                }));
+                for gemv in [false, true] {
+                    keys.push(PipelineKey::MatmulI8(MatmulVariant {
+                        epilogue,
+                        a_is_u8: bits & 1 != 0,
+                        per_row_zero_point: bits & 2 != 0,
+                        dynamic_rows,
+                        float_bias,
+                        gemv,
+                    }));
+                }
             }
         }
         keys
