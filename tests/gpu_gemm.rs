@@ -713,3 +713,37 @@ fn gemv_shapes() {
         }
     }
 }
+
+mod random_shapes {
+    //! Proptest over shapes, types, zero points and epilogues (few cases: each is a GPU run).
+    use proptest::prelude::*;
+
+    use super::{GemmTester, Kind};
+    use crate::common::gpu;
+    use wgpu_quant::{FixedPointRounding, QType};
+
+    fn kinds() -> impl Strategy<Value = Kind> {
+        prop::sample::select(vec![
+            Kind::I32,
+            Kind::F32,
+            Kind::F16,
+            Kind::RequantFloat,
+            Kind::Fixed(FixedPointRounding::Single),
+            Kind::Fixed(FixedPointRounding::Double),
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn gpu_equals_reference(
+            m in 1usize..70, n in 1usize..70, k in 1usize..150,
+            a_u8 in any::<bool>(), w_u8 in any::<bool>(), kind in kinds(), seed in any::<u64>(),
+        ) {
+            let Some(ctx) = gpu() else { return Ok(()) };
+            let t = |u| if u { QType::U8 } else { QType::I8 };
+            GemmTester::new().shape(m, n, k).a_type(t(a_u8)).w_type(t(w_u8)).per_channel_w_zero_points()
+                .epilogue(kind).seed(seed).check(ctx);
+        }
+    }
+}
