@@ -747,3 +747,38 @@ mod random_shapes {
         }
     }
 }
+
+/// Repeated calls with the same buffers reuse one prepared set of bind groups and uniforms,
+/// and give identical results.
+#[test]
+fn encode_reuses_prepared_dispatches() {
+    use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(80);
+    let (m, n, k) = (9, 14, 30);
+    let params = QuantParams::per_tensor(0.01, 0, QType::I8.full_range()).unwrap();
+    let weights = QuantizedWeights::from_quantized(ctx, &rng.bytes(n * k), n, k, params).unwrap();
+    let input_kind = ActivationInput::Static {
+        qtype: QType::I8,
+        zero_point: 3,
+    };
+    let layer = QLinear::new(ctx, weights, input_kind, None, Epilogue::I32).unwrap();
+    let packed = wgpu_quant::quant::pack::pack_bytes(&rng.bytes(m * k), m, k).unwrap();
+    let input = upload(ctx, "a", &packed, wgpu::BufferUsages::STORAGE).unwrap();
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let (out1, out2) = (
+        create(ctx, "y1", (m * n * 4) as u64, usage).unwrap(),
+        create(ctx, "y2", (m * n * 4) as u64, usage).unwrap(),
+    );
+    let mut results = Vec::new();
+    for (i, out) in [&out1, &out1, &out1, &out2].into_iter().enumerate() {
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        layer
+            .encode(ctx, &mut encoder, m, &input, None, out)
+            .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        results.push(read_blocking(ctx, out, (m * n * 4) as u64).unwrap());
+        assert_eq!(layer.cached_dispatch_sets(), if i < 3 { 1 } else { 2 });
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
+}

@@ -2,6 +2,9 @@
 //! GEMM with its epilogue into the caller's `wgpu::CommandEncoder`, and blocking helpers on
 //! top. CPU twin: [`crate::reference::gemm::matmul_i8`], equal bit for bit.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use half::f16;
 
 use crate::error::{Error, Result};
@@ -93,6 +96,28 @@ struct WeightChunk {
     n0: usize,
     n1: usize,
     buffer: wgpu::Buffer,
+}
+
+/// How many recent `(M, input, rows, output)` combinations a layer keeps prepared. The cache
+/// holds references to those buffers until an entry is evicted.
+pub const DISPATCH_CACHE_ENTRIES: usize = 8;
+
+/// What a prepared set of dispatches depends on besides the layer itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DispatchKey {
+    m: usize,
+    input: wgpu::Buffer,
+    rows: Option<wgpu::Buffer>,
+    output: wgpu::Buffer,
+}
+
+/// One recorded dispatch: its pipeline, bind group, grid and the uniforms it binds.
+#[derive(Debug)]
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    group: wgpu::BindGroup,
+    workgroups: (u32, u32),
+    _uniforms: wgpu::Buffer,
 }
 
 /// Batches up to this many rows use the GEMV kernel shape.
@@ -257,6 +282,8 @@ pub struct QLinear {
     gemv_pipeline: wgpu::ComputePipeline,
     /// One channel-params buffer per weight chunk.
     channel_buffers: Vec<wgpu::Buffer>,
+    /// Prepared dispatches (bind groups and uniforms) of recent calls.
+    dispatch_cache: Arc<Mutex<HashMap<DispatchKey, Arc<Vec<Dispatch>>>>>,
     static_rows: wgpu::Buffer,
     clamp: (i32, i32, i32),
 }
@@ -489,6 +516,7 @@ impl QLinear {
             pipeline,
             gemv_pipeline,
             channel_buffers,
+            dispatch_cache: Arc::default(),
             static_rows,
             clamp,
         })
@@ -497,6 +525,12 @@ impl QLinear {
     /// The epilogue this layer applies.
     pub fn epilogue(&self) -> &Epilogue {
         &self.epilogue
+    }
+
+    /// How many prepared `(M, input, rows, output)` dispatch sets the layer holds (a
+    /// diagnostic: repeated calls with the same buffers reuse one set).
+    pub fn cached_dispatch_sets(&self) -> usize {
+        self.dispatch_cache.lock().map_or(0, |c| c.len())
     }
 
     /// Words per output row: N for i32/f32, `ceil(N/2)` for f16, `ceil(N/4)` for int8.
@@ -527,7 +561,7 @@ impl QLinear {
         rows: Option<&wgpu::Buffer>,
         output: &wgpu::Buffer,
     ) -> Result<()> {
-        let (n, k) = (self.weights.n, self.weights.k);
+        let k = self.weights.k;
         if m == 0 {
             return Ok(());
         }
@@ -554,6 +588,58 @@ impl QLinear {
                 ));
             }
         };
+        let key = DispatchKey {
+            m,
+            input: input.clone(),
+            rows: per_row_params.then(|| rows.clone()),
+            output: output.clone(),
+        };
+        let poisoned = || Error::Gpu("dispatch cache lock poisoned".into());
+        let cached = self
+            .dispatch_cache
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&key)
+            .cloned();
+        let dispatches = match cached {
+            Some(d) => d,
+            None => {
+                let prepared = Arc::new(self.prepare_dispatches(ctx, m, input, rows, output)?);
+                let mut cache = self.dispatch_cache.lock().map_err(|_| poisoned())?;
+                if cache.len() >= DISPATCH_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, prepared.clone());
+                prepared
+            }
+        };
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("matmul_i8"),
+            timestamp_writes: None,
+        });
+        for d in dispatches.iter() {
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.group, &[]);
+            pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
+        }
+        Ok(())
+    }
+
+    /// Builds the bind groups and uniforms of every dispatch of one call (split along M and
+    /// N as the binding limit requires), inside a validation error scope.
+    fn prepare_dispatches(
+        &self,
+        ctx: &Context,
+        m: usize,
+        input: &wgpu::Buffer,
+        rows: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<Vec<Dispatch>> {
+        let (n, k) = (self.weights.n, self.weights.k);
+        let k_words = words_per_row(k);
+        let a_row = k_words as u64 * 4;
+        let out_row = self.output_words_per_row() as u64 * 4;
+        let per_row_params = matches!(self.input, ActivationInput::PerRow { .. });
         let to_u32 = |what: &str, v: usize| {
             u32::try_from(v).map_err(|_| Error::Unsupported(format!("{what} = {v} exceeds u32")))
         };
@@ -574,6 +660,7 @@ impl QLinear {
         .tiling();
         let (cols_per_group, rows_per_group) = (4 * wg_x as usize, (tile_m * wg_y) as usize);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut dispatches = Vec::new();
         for m0 in (0..m).step_by(m_chunk) {
             let m1 = (m0 + m_chunk).min(m);
             let rows_here = m1 - m0;
@@ -634,23 +721,21 @@ impl QLinear {
                     layout: &pipeline.get_bind_group_layout(0),
                     entries: &entries,
                 });
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("matmul_i8"),
-                    timestamp_writes: None,
+                dispatches.push(Dispatch {
+                    pipeline: pipeline.clone(),
+                    group,
+                    workgroups: (
+                        (chunk.n1 - chunk.n0).div_ceil(cols_per_group) as u32,
+                        rows_here.div_ceil(rows_per_group) as u32,
+                    ),
+                    _uniforms: uniform_buf,
                 });
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, &group, &[]);
-                pass.dispatch_workgroups(
-                    (chunk.n1 - chunk.n0).div_ceil(cols_per_group) as u32,
-                    rows_here.div_ceil(rows_per_group) as u32,
-                    1,
-                );
             }
         }
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("encoding matmul_i8: {e}")));
+            return Err(Error::Gpu(format!("preparing matmul_i8: {e}")));
         }
-        Ok(())
+        Ok(dispatches)
     }
 
     /// Rows per dispatch: all of them when the activations, outputs and row params fit the
