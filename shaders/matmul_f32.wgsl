@@ -2,6 +2,8 @@
 // blocking as the int8 kernel so the comparison is honest. Not a bit-exact path: it is held
 // to the written bound of src/reference/matmul_f32.rs (any summation order, fused or not).
 // Rows of A and W are padded with zeros to a multiple of 4 floats (vec4 loads).
+// TILE_M x 4 outputs per invocation: GEMM 4 x 4 in 8 x 8 workgroups, GEMV (M <= 3) 1 x 4 in
+// 64 x 1 workgroups, as the int8 kernel.
 
 // Twin: src/gpu/matmul_f32.rs `MatmulF32Uniforms`.
 struct MatmulF32Uniforms {
@@ -17,37 +19,41 @@ struct MatmulF32Uniforms {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_f32(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col0 = gid.x * 4u;
-    let row0 = gid.y * 4u;
+    let row0 = gid.y * TILE_M;
     let m = uniforms.m;
     let n = uniforms.n;
     if row0 >= m || col0 >= n {
         return;
     }
     let kv = uniforms.k_vec4;
-    var a_base: array<u32, 4>;
+    var a_base: array<u32, TILE_M>;
     var w_base: array<u32, 4>;
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < TILE_M; i++) {
         a_base[i] = min(row0 + i, m - 1u) * kv;
-        w_base[i] = min(col0 + i, n - 1u) * kv;
     }
-    var acc: array<array<f32, 4>, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        w_base[j] = min(col0 + j, n - 1u) * kv;
+    }
+    var acc: array<array<f32, 4>, TILE_M>;
     for (var word = 0u; word < kv; word++) {
-        var av: array<vec4<f32>, 4>;
+        var av: array<vec4<f32>, TILE_M>;
         var wv: array<vec4<f32>, 4>;
-        for (var i = 0u; i < 4u; i++) {
+        for (var i = 0u; i < TILE_M; i++) {
             av[i] = a[a_base[i] + word];
-            wv[i] = w[w_base[i] + word];
         }
-        for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            wv[j] = w[w_base[j] + word];
+        }
+        for (var i = 0u; i < TILE_M; i++) {
             for (var j = 0u; j < 4u; j++) {
                 acc[i][j] += dot(av[i], wv[j]);
             }
         }
     }
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < TILE_M; i++) {
         let r = row0 + i;
         if r >= m {
             break;

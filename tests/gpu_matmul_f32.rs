@@ -16,6 +16,8 @@ fn within_the_written_bound() {
         (33, 31, 65, true),
         (37, 55, 73, true),
         (1, 300, 1023, false),
+        (2, 257, 64, true),
+        (3, 5, 9, false),
         (64, 8, 4096, true),
     ] {
         let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();

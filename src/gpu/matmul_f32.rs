@@ -40,6 +40,7 @@ pub struct F32Linear {
     weights: wgpu::Buffer,
     bias: wgpu::Buffer,
     pipeline: wgpu::ComputePipeline,
+    gemv_pipeline: wgpu::ComputePipeline,
 }
 
 impl F32Linear {
@@ -64,8 +65,14 @@ impl F32Linear {
             }
             crate::error::check_finite("bias", b)?;
         }
+        let has_bias = bias.is_some();
         let pipeline = ctx.pipeline(PipelineKey::MatmulF32 {
-            has_bias: bias.is_some(),
+            has_bias,
+            gemv: false,
+        })?;
+        let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulF32 {
+            has_bias,
+            gemv: true,
         })?;
         Ok(F32Linear {
             n,
@@ -78,6 +85,7 @@ impl F32Linear {
                 wgpu::BufferUsages::STORAGE,
             )?,
             pipeline,
+            gemv_pipeline,
         })
     }
 
@@ -100,7 +108,14 @@ impl F32Linear {
         let stride = self.k.next_multiple_of(4);
         check_storage(ctx, "f32 activations", input, (m * stride) as u64 * 4)?;
         check_storage(ctx, "f32 output", output, (m * self.n) as u64 * 4)?;
-        let (gx, gy) = (self.n.div_ceil(32), m.div_ceil(32));
+        let gemv = m <= crate::gpu::gemm::GEMV_MAX_ROWS;
+        let pipeline = if gemv {
+            &self.gemv_pipeline
+        } else {
+            &self.pipeline
+        };
+        let (cols, rows) = if gemv { (256, 1) } else { (32, 32) };
+        let (gx, gy) = (self.n.div_ceil(cols), m.div_ceil(rows));
         let max = ctx.device().limits().max_compute_workgroups_per_dimension as usize;
         if gx > max || gy > max {
             return Err(Error::Unsupported(format!(
@@ -123,14 +138,14 @@ impl F32Linear {
         let group = bind_group(
             ctx,
             "matmul_f32",
-            &self.pipeline,
+            pipeline,
             &[&uniform_buf, input, &self.weights, &self.bias, output],
         );
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("matmul_f32"),
             timestamp_writes: None,
         });
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(gx as u32, gy as u32, 1);
         Ok(())

@@ -36,6 +36,8 @@ pub enum PipelineKey {
     MatmulF32 {
         /// Adds an f32 bias.
         has_bias: bool,
+        /// The GEMV shape (M <= 3).
+        gemv: bool,
     },
 }
 
@@ -118,11 +120,19 @@ impl PipelineKey {
                 ("dynamic_quantize", entry, constants)
             }
             PipelineKey::Divide => ("divide", "divide", vec![]),
-            PipelineKey::MatmulF32 { has_bias } => (
-                "matmul_f32",
-                "matmul_f32",
-                vec![("HAS_BIAS", ConstValue::Bool(has_bias))],
-            ),
+            PipelineKey::MatmulF32 { has_bias, gemv } => {
+                let (tile_m, wg_x, wg_y) = if gemv { (1, 64, 1) } else { (4, 8, 8) };
+                (
+                    "matmul_f32",
+                    "matmul_f32",
+                    vec![
+                        ("HAS_BIAS", ConstValue::Bool(has_bias)),
+                        ("TILE_M", ConstValue::U32(tile_m)),
+                        ("WORKGROUP_X", ConstValue::U32(wg_x)),
+                        ("WORKGROUP_Y", ConstValue::U32(wg_y)),
+                    ],
+                )
+            }
             PipelineKey::MatmulI8(v) => (
                 "matmul_i8",
                 "matmul_i8",
@@ -176,7 +186,9 @@ impl PipelineKey {
             .map(|&convention| PipelineKey::Quantize { convention })
             .collect();
         keys.extend([true, false].map(|signed| PipelineKey::Dequantize { signed }));
-        keys.extend([true, false].map(|has_bias| PipelineKey::MatmulF32 { has_bias }));
+        for (has_bias, gemv) in [(false, false), (false, true), (true, false), (true, true)] {
+            keys.push(PipelineKey::MatmulF32 { has_bias, gemv });
+        }
         keys.push(PipelineKey::Divide);
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicRange { symmetric }));
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicQuantize { symmetric }));
