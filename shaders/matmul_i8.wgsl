@@ -11,8 +11,10 @@
 // Specialised by host-injected constants:
 //   EPILOGUE: 0 I32, 1 DequantF32, 2 DequantF16, 3 RequantFloat, 4 fixed single, 5 fixed double
 //   A_IS_U8, DYNAMIC_ROWS (row scale x channel scale), PER_ROW_ZERO_POINT, HAS_FLOAT_BIAS
+//   VEC4: 16-byte loads (`loads` maps to loads/vec4), when rows are whole vec4s
 #import common/wide
 #import common/pack
+#import loads
 
 // Twin: src/gpu/gemm.rs `MatmulUniforms`.
 struct MatmulUniforms {
@@ -57,8 +59,7 @@ struct RowParams {
 }
 
 @group(0) @binding(0) var<uniform> uniforms: MatmulUniforms;
-@group(0) @binding(1) var<storage, read> a: array<u32>;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
+// Bindings 1 (a) and 2 (w) are declared by the imported `loads` (u32 or vec4<u32> words).
 @group(0) @binding(3) var<storage, read> channels: array<ChannelParams>;
 @group(0) @binding(4) var<storage, read> rows: array<RowParams>;
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
@@ -130,19 +131,41 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
     let flip = select(0u, 0x80808080u, A_IS_U8);
     var acc: array<array<i32, 4>, TILE_M>;
     var sum_a: array<i32, TILE_M>;
-    for (var word = 0u; word < kw; word++) {
-        var av: array<u32, TILE_M>;
-        var wv: array<u32, 4>;
-        for (var i = 0u; i < TILE_M; i++) {
-            av[i] = a[a_base[i] + word] ^ flip;
-        }
-        for (var j = 0u; j < 4u; j++) {
-            wv[j] = w[w_base[j] + word];
-        }
-        for (var i = 0u; i < TILE_M; i++) {
-            sum_a[i] += dot4I8Packed(av[i], ONES);
+    if VEC4 {
+        // Four words (16 elements) per load; rows are whole vec4s.
+        for (var word = 0u; word < kw; word += 4u) {
+            var av: array<vec4<u32>, TILE_M>;
+            var wv: array<vec4<u32>, 4>;
+            for (var i = 0u; i < TILE_M; i++) {
+                av[i] = load4_a(a_base[i] + word) ^ vec4<u32>(flip);
+            }
             for (var j = 0u; j < 4u; j++) {
-                acc[i][j] += dot4I8Packed(av[i], wv[j]);
+                wv[j] = load4_w(w_base[j] + word);
+            }
+            for (var i = 0u; i < TILE_M; i++) {
+                let x = av[i];
+                sum_a[i] += dot4I8Packed(x.x, ONES) + dot4I8Packed(x.y, ONES) + dot4I8Packed(x.z, ONES) + dot4I8Packed(x.w, ONES);
+                for (var j = 0u; j < 4u; j++) {
+                    let y = wv[j];
+                    acc[i][j] += dot4I8Packed(x.x, y.x) + dot4I8Packed(x.y, y.y) + dot4I8Packed(x.z, y.z) + dot4I8Packed(x.w, y.w);
+                }
+            }
+        }
+    } else {
+        for (var word = 0u; word < kw; word++) {
+            var av: array<u32, TILE_M>;
+            var wv: array<u32, 4>;
+            for (var i = 0u; i < TILE_M; i++) {
+                av[i] = load_a(a_base[i] + word) ^ flip;
+            }
+            for (var j = 0u; j < 4u; j++) {
+                wv[j] = load_w(w_base[j] + word);
+            }
+            for (var i = 0u; i < TILE_M; i++) {
+                sum_a[i] += dot4I8Packed(av[i], ONES);
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i][j] += dot4I8Packed(av[i], wv[j]);
+                }
             }
         }
     }

@@ -782,3 +782,39 @@ fn encode_reuses_prepared_dispatches() {
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]));
 }
+
+/// Rows of whole vec4s (K words % 4 == 0) take the 16-byte-load variant: every epilogue, and
+/// split along M (whose aligned remainders must stay 16-byte aligned).
+#[test]
+fn vec4_load_variant() {
+    let Some(ctx) = gpu() else { return };
+    let kinds = [
+        Kind::I32,
+        Kind::F32,
+        Kind::F16,
+        Kind::RequantFloat,
+        Kind::Fixed(FixedPointRounding::Single),
+    ];
+    for kind in kinds {
+        for (m, n, k) in [(37, 55, 64), (1, 40, 16), (33, 31, 128), (5, 9, 13)] {
+            GemmTester::new()
+                .shape(m, n, k)
+                .a_type(QType::U8)
+                .per_channel_w_zero_points()
+                .epilogue(kind)
+                .check(ctx);
+        }
+    }
+    let small = ctx.clone().with_binding_limit(4096);
+    GemmTester::new()
+        .shape(100, 300, 64)
+        .a_type(QType::U8)
+        .per_channel_w_zero_points()
+        .epilogue(Kind::I32)
+        .check(&small);
+    GemmTester::new()
+        .shape(70, 50, 48)
+        .dynamic_rows()
+        .epilogue(Kind::F32)
+        .check(&small);
+}

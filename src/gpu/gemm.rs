@@ -477,6 +477,7 @@ impl QLinear {
             per_row_zero_point: matches!(input, ActivationInput::PerRow { .. }),
             float_bias,
             gemv: false,
+            vec4_loads: words_per_row(weights.k) % 4 == 0,
         };
         let pipeline = ctx.pipeline(PipelineKey::MatmulI8(variant))?;
         let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulI8(MatmulVariant {

@@ -2,7 +2,7 @@
 //! is built once per distinct variant and never per call.
 
 use crate::error::Result;
-use crate::gpu::shader::{ConstValue, assemble, build_pipeline};
+use crate::gpu::shader::{ConstValue, assemble_with_imports, build_pipeline};
 use crate::quant::convention::{Convention, NanPolicy, RoundMode, ScaleOp};
 
 /// One compiled kernel variant.
@@ -56,6 +56,8 @@ pub struct MatmulVariant {
     pub float_bias: bool,
     /// The GEMV shape (one row per invocation, for M <= 3) instead of 4 x 4 blocks.
     pub gemv: bool,
+    /// 16-byte operand loads (rows of whole vec4s: `ceil(K/4) % 4 == 0`).
+    pub vec4_loads: bool,
 }
 
 impl MatmulVariant {
@@ -145,6 +147,7 @@ impl PipelineKey {
                     ("TILE_M", ConstValue::U32(v.tiling().0)),
                     ("WORKGROUP_X", ConstValue::U32(v.tiling().1)),
                     ("WORKGROUP_Y", ConstValue::U32(v.tiling().2)),
+                    ("VEC4", ConstValue::Bool(v.vec4_loads)),
                 ],
             ),
         }
@@ -156,7 +159,11 @@ impl PipelineKey {
     /// [`crate::Error::Shader`] for an assembly error.
     pub fn wgsl(&self) -> Result<String> {
         let (root, _, constants) = self.source();
-        assemble(root, &constants)
+        let loads = match self {
+            PipelineKey::MatmulI8(v) if v.vec4_loads => "loads/vec4",
+            _ => "loads/scalar",
+        };
+        assemble_with_imports(root, &constants, &[("loads", loads)])
     }
 
     /// Whether this variant is a bit-exact path (checked by the IR walk in the tests).
@@ -202,7 +209,9 @@ impl PipelineKey {
                 if !dequant && (dynamic_rows || float_bias) {
                     continue;
                 }
-                for gemv in [false, true] {
+                for (gemv, vec4_loads) in
+                    [(false, false), (false, true), (true, false), (true, true)]
+                {
                     keys.push(PipelineKey::MatmulI8(MatmulVariant {
                         epilogue,
                         a_is_u8: bits & 1 != 0,
@@ -210,6 +219,7 @@ impl PipelineKey {
                         dynamic_rows,
                         float_bias,
                         gemv,
+                        vec4_loads,
                     }));
                 }
             }

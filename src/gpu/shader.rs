@@ -31,6 +31,11 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../shaders/dynamic_quantize.wgsl"),
     ),
     ("divide", include_str!("../../shaders/divide.wgsl")),
+    (
+        "loads/scalar",
+        include_str!("../../shaders/loads/scalar.wgsl"),
+    ),
+    ("loads/vec4", include_str!("../../shaders/loads/vec4.wgsl")),
     ("dot4_i8", include_str!("../../shaders/dot4_i8.wgsl")),
     ("peak", include_str!("../../shaders/peak.wgsl")),
     ("quantize", include_str!("../../shaders/quantize.wgsl")),
@@ -63,7 +68,12 @@ fn source(name: &str) -> Option<&'static str> {
     SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }
 
-fn resolve(name: &str, out: &mut String, included: &mut Vec<String>) -> Result<()> {
+fn resolve(
+    name: &str,
+    imports: &[(&str, &str)],
+    out: &mut String,
+    included: &mut Vec<String>,
+) -> Result<()> {
     let text = source(name).ok_or_else(|| Error::Shader {
         name: name.into(),
         message: "no such shader source".into(),
@@ -72,9 +82,14 @@ fn resolve(name: &str, out: &mut String, included: &mut Vec<String>) -> Result<(
     for (line_no, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         if let Some(rest) = trimmed.strip_prefix("#import ") {
-            let target = rest.trim();
+            let requested = rest.trim();
+            // A variant may map an import name to a concrete source (e.g. `loads`).
+            let target = imports
+                .iter()
+                .find(|(from, _)| *from == requested)
+                .map_or(requested, |(_, to)| *to);
             if !included.iter().any(|n| n == target) {
-                resolve(target, out, included).map_err(|e| match e {
+                resolve(target, imports, out, included).map_err(|e| match e {
                     Error::Shader { name: n, message } if n == target => Error::Shader {
                         name: name.into(),
                         message: format!("line {}: #import {target}: {message}", line_no + 1),
@@ -100,12 +115,25 @@ fn resolve(name: &str, out: &mut String, included: &mut Vec<String>) -> Result<(
 /// # Errors
 /// [`Error::Shader`] for an unknown source, import or directive.
 pub fn assemble(root: &str, constants: &[(&str, ConstValue)]) -> Result<String> {
+    assemble_with_imports(root, constants, &[])
+}
+
+/// As [`assemble`], with `imports` mapping import names to concrete sources for this variant
+/// (`#import loads` → `loads/vec4`).
+///
+/// # Errors
+/// [`Error::Shader`] for an unknown source, import or directive.
+pub fn assemble_with_imports(
+    root: &str,
+    constants: &[(&str, ConstValue)],
+    imports: &[(&str, &str)],
+) -> Result<String> {
     let mut out = String::new();
     for (name, value) in constants {
         out.push_str(&value.declaration(name));
         out.push('\n');
     }
-    resolve(root, &mut out, &mut Vec::new())?;
+    resolve(root, imports, &mut out, &mut Vec::new())?;
     Ok(out)
 }
 
