@@ -477,7 +477,7 @@ impl QLinear {
             per_row_zero_point: matches!(input, ActivationInput::PerRow { .. }),
             float_bias,
             gemv: false,
-            vec4_loads: words_per_row(weights.k) % 4 == 0,
+            vec4_loads: words_per_row(weights.k).is_multiple_of(4),
         };
         let pipeline = ctx.pipeline(PipelineKey::MatmulI8(variant))?;
         let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulI8(MatmulVariant {
