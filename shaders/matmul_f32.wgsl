@@ -10,7 +10,12 @@ struct MatmulF32Uniforms {
     m: u32,
     n: u32,
     k_vec4: u32,
-    pad: u32,
+    // Full output width and this dispatch's first column (weights split along N).
+    n_total: u32,
+    col_offset: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> uniforms: MatmulF32Uniforms;
@@ -67,7 +72,7 @@ fn matmul_f32(@builtin(global_invocation_id) gid: vec3<u32>) {
             if HAS_BIAS {
                 v += bias[c];
             }
-            out[r * n + c] = v;
+            out[r * uniforms.n_total + uniforms.col_offset + c] = v;
         }
     }
 }

@@ -35,6 +35,27 @@ fn within_the_written_bound() {
     }
 }
 
+/// Weights above the binding limit are split along N; results stay within the bound.
+#[test]
+fn split_weights() {
+    let Some(ctx) = gpu() else { return };
+    let small = ctx.clone().with_binding_limit(4096);
+    let mut rng = Rng::new(41);
+    let (m, n, k) = (7, 90, 70);
+    let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
+    let w: Vec<f32> = (0..n * k).map(|_| rng.uniform(-0.5, 0.5)).collect();
+    let b: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let y = F32Linear::new(&small, &w, n, k, Some(&b))
+        .unwrap()
+        .run_blocking(&small, &a, m)
+        .unwrap();
+    assert!(
+        matmul_f32_reference(&a, &w, Some(&b), m, n, k)
+            .unwrap()
+            .accepts(&y)
+    );
+}
+
 #[test]
 fn errors_are_typed() {
     let Some(ctx) = gpu() else { return };

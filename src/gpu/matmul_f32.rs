@@ -17,8 +17,12 @@ pub struct MatmulF32Uniforms {
     pub n: u32,
     /// `vec4`s per padded row.
     pub k_vec4: u32,
+    /// Output row width (all of N).
+    pub n_total: u32,
+    /// First output column of this dispatch.
+    pub col_offset: u32,
     /// Padding.
-    pub pad: u32,
+    pub pad: [u32; 3],
 }
 
 /// Rows of `cols` floats padded with zeros to a multiple of 4.
@@ -32,13 +36,21 @@ pub fn pad_rows_f32(data: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> 
     Ok(out)
 }
 
-/// An FP32 linear layer with weights uploaded once.
+/// One part of the weights along N with its bias slice.
+#[derive(Debug, Clone)]
+struct Chunk {
+    n0: usize,
+    n1: usize,
+    weights: wgpu::Buffer,
+    bias: wgpu::Buffer,
+}
+
+/// An FP32 linear layer with weights uploaded once (split along N above the binding limit).
 #[derive(Debug, Clone)]
 pub struct F32Linear {
     n: usize,
     k: usize,
-    weights: wgpu::Buffer,
-    bias: wgpu::Buffer,
+    chunks: Vec<Chunk>,
     pipeline: wgpu::ComputePipeline,
     gemv_pipeline: wgpu::ComputePipeline,
 }
@@ -74,16 +86,40 @@ impl F32Linear {
             has_bias,
             gemv: true,
         })?;
+        let stride = k.next_multiple_of(4);
+        let per_chunk = (ctx.binding_limit() / (stride as u64 * 4)) as usize / 4 * 4;
+        if per_chunk == 0 {
+            return Err(Error::Unsupported(format!(
+                "four f32 weight rows of {} bytes exceed the storage binding limit",
+                stride * 4
+            )));
+        }
+        let zeros = vec![0.0f32; n];
+        let bias_all = bias.unwrap_or(&zeros);
+        let mut chunks = Vec::new();
+        for n0 in (0..n).step_by(per_chunk) {
+            let n1 = (n0 + per_chunk).min(n);
+            chunks.push(Chunk {
+                n0,
+                n1,
+                weights: upload(
+                    ctx,
+                    "f32 weights",
+                    &padded[n0 * stride..n1 * stride],
+                    wgpu::BufferUsages::STORAGE,
+                )?,
+                bias: upload(
+                    ctx,
+                    "f32 bias",
+                    &bias_all[n0..n1],
+                    wgpu::BufferUsages::STORAGE,
+                )?,
+            });
+        }
         Ok(F32Linear {
             n,
             k,
-            weights: upload(ctx, "f32 weights", &padded, wgpu::BufferUsages::STORAGE)?,
-            bias: upload(
-                ctx,
-                "f32 bias",
-                bias.unwrap_or(&[0.0]),
-                wgpu::BufferUsages::STORAGE,
-            )?,
+            chunks,
             pipeline,
             gemv_pipeline,
         })
@@ -115,7 +151,8 @@ impl F32Linear {
             &self.pipeline
         };
         let (cols, rows) = if gemv { (256, 1) } else { (32, 32) };
-        let (gx, gy) = (self.n.div_ceil(cols), m.div_ceil(rows));
+        let widest = self.chunks.iter().map(|c| c.n1 - c.n0).max().unwrap_or(0);
+        let (gx, gy) = (widest.div_ceil(cols), m.div_ceil(rows));
         let max = ctx.device().limits().max_compute_workgroups_per_dimension as usize;
         if gx > max || gy > max {
             return Err(Error::Unsupported(format!(
@@ -123,31 +160,41 @@ impl F32Linear {
                 self.n
             )));
         }
-        let uniforms = MatmulF32Uniforms {
-            m: m as u32,
-            n: self.n as u32,
-            k_vec4: (stride / 4) as u32,
-            pad: 0,
-        };
-        let uniform_buf = upload(
-            ctx,
-            "f32 uniforms",
-            &[uniforms],
-            wgpu::BufferUsages::UNIFORM,
-        )?;
-        let group = bind_group(
-            ctx,
-            "matmul_f32",
-            pipeline,
-            &[&uniform_buf, input, &self.weights, &self.bias, output],
-        );
+        let device = ctx.device();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("matmul_f32"),
             timestamp_writes: None,
         });
         pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(gx as u32, gy as u32, 1);
+        for chunk in &self.chunks {
+            let uniforms = MatmulF32Uniforms {
+                m: m as u32,
+                n: (chunk.n1 - chunk.n0) as u32,
+                k_vec4: (stride / 4) as u32,
+                n_total: self.n as u32,
+                col_offset: chunk.n0 as u32,
+                pad: [0; 3],
+            };
+            let uniform_buf = upload(
+                ctx,
+                "f32 uniforms",
+                &[uniforms],
+                wgpu::BufferUsages::UNIFORM,
+            )?;
+            let group = bind_group(
+                ctx,
+                "matmul_f32",
+                pipeline,
+                &[&uniform_buf, input, &chunk.weights, &chunk.bias, output],
+            );
+            pass.set_bind_group(0, &group, &[]);
+            pass.dispatch_workgroups((chunk.n1 - chunk.n0).div_ceil(cols) as u32, gy as u32, 1);
+        }
+        drop(pass);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("encoding matmul_f32: {e}")));
+        }
         Ok(())
     }
 

@@ -14,5 +14,6 @@ pub mod peak;
 pub mod pipelines;
 pub mod quantize;
 pub mod shader;
+pub mod timer;
 
 pub use context::Context;
