@@ -1,8 +1,6 @@
 //! Adapter peak microkernels (`shaders/peak.wgsl`): f32 FMA throughput and `dot4I8Packed`
 //! throughput, the denominators of every "percent of peak" figure the benchmark reports.
 
-use std::time::{Duration, Instant};
-
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
@@ -37,95 +35,88 @@ impl PeakKind {
     }
 }
 
-/// One timed peak measurement.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PeakSample {
-    /// Operations per second, in units of 10^9.
-    pub giga_ops_per_second: f64,
-    /// The median wall time of one dispatch (submit to completion).
-    pub median: Duration,
-}
-
-/// Measures one peak: `runs` timed dispatches of `workgroups` workgroups after one warm-up,
-/// timed by wall clock around submit and wait; the median is reported.
-///
-/// # Errors
-/// [`Error::Gpu`] for wgpu errors; [`Error::InvalidConfig`] for zero runs or workgroups.
-pub fn measure_peak(
-    ctx: &Context,
+/// A compiled peak microkernel with its buffers, ready to encode.
+#[derive(Debug)]
+pub struct PeakKernel {
     kind: PeakKind,
     workgroups: u32,
-    runs: usize,
-) -> Result<PeakSample> {
-    if runs == 0 || workgroups == 0 {
-        return Err(Error::InvalidConfig {
-            what: "peak runs/workgroups".into(),
-            value: format!("{runs}/{workgroups}"),
-            reason: "must be at least 1".into(),
-        });
-    }
-    let device = ctx.device();
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("peak"),
-        source: wgpu::ShaderSource::Wgsl(SHADER.into()),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(kind.entry_point()),
-        layout: None,
-        module: &module,
-        entry_point: Some(kind.entry_point()),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let seed = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("peak seed"),
-        contents: bytemuck::cast_slice(&[3u32, 0x0102_0304]),
-        usage: wgpu::BufferUsages::STORAGE,
-    });
-    let sink = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("peak sink"),
-        size: u64::from(workgroups) * WORKGROUP * 4,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("peak"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: seed.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: sink.as_entire_binding(),
-            },
-        ],
-    });
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::Gpu(e.to_string()));
-    }
-    let dispatch = || -> Result<Duration> {
-        let mut encoder = device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(workgroups, 1, 1);
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+}
+
+impl PeakKernel {
+    /// Builds the kernel for `workgroups` workgroups of 64 invocations.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for zero workgroups; [`Error::Gpu`] for wgpu errors.
+    pub fn new(ctx: &Context, kind: PeakKind, workgroups: u32) -> Result<Self> {
+        if workgroups == 0 {
+            return Err(Error::InvalidConfig {
+                what: "peak workgroups".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
         }
-        let start = Instant::now();
-        ctx.queue().submit([encoder.finish()]);
-        ctx.wait_idle()?;
-        Ok(start.elapsed())
-    };
-    dispatch()?; // warm-up: pipeline compilation and first-use costs
-    let mut times = (0..runs).map(|_| dispatch()).collect::<Result<Vec<_>>>()?;
-    times.sort();
-    let median = times[times.len() / 2];
-    let ops = u64::from(workgroups) * WORKGROUP * ITERATIONS * CHAINS * kind.ops_per_step();
-    Ok(PeakSample {
-        giga_ops_per_second: ops as f64 / median.as_secs_f64() / 1e9,
-        median,
-    })
+        let device = ctx.device();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("peak"),
+            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kind.entry_point()),
+            layout: None,
+            module: &module,
+            entry_point: Some(kind.entry_point()),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let seed = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("peak seed"),
+            contents: bytemuck::cast_slice(&[3u32, 0x0102_0304]),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let sink = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("peak sink"),
+            size: u64::from(workgroups) * WORKGROUP * 4,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("peak"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: seed.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: sink.as_entire_binding(),
+                },
+            ],
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(e.to_string()));
+        }
+        Ok(PeakKernel {
+            kind,
+            workgroups,
+            pipeline,
+            bind_group,
+        })
+    }
+
+    /// Records one dispatch.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.workgroups, 1, 1);
+    }
+
+    /// Operations one dispatch performs (2 per fma, 8 per dot4).
+    pub fn ops(&self) -> u64 {
+        u64::from(self.workgroups) * WORKGROUP * ITERATIONS * CHAINS * self.kind.ops_per_step()
+    }
 }
