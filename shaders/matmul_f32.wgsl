@@ -43,6 +43,31 @@ fn matmul_f32(@builtin(global_invocation_id) gid: vec3<u32>) {
         w_base[j] = min(col0 + j, n - 1u) * kv;
     }
     var acc: array<array<f32, 4>, TILE_M>;
+    if TILE_M == 4u {
+        // The 4 x 4 block unrolled into named registers, as in the int8 kernel.
+        var c00 = 0.0; var c01 = 0.0; var c02 = 0.0; var c03 = 0.0;
+        var c10 = 0.0; var c11 = 0.0; var c12 = 0.0; var c13 = 0.0;
+        var c20 = 0.0; var c21 = 0.0; var c22 = 0.0; var c23 = 0.0;
+        var c30 = 0.0; var c31 = 0.0; var c32 = 0.0; var c33 = 0.0;
+        for (var word = 0u; word < kv; word++) {
+            let x0 = a[a_base[0] + word];
+            let x1 = a[a_base[min(1u, TILE_M - 1u)] + word];
+            let x2 = a[a_base[min(2u, TILE_M - 1u)] + word];
+            let x3 = a[a_base[min(3u, TILE_M - 1u)] + word];
+            let y0 = w[w_base[0] + word];
+            let y1 = w[w_base[1] + word];
+            let y2 = w[w_base[2] + word];
+            let y3 = w[w_base[3] + word];
+            c00 += dot(x0, y0); c01 += dot(x0, y1); c02 += dot(x0, y2); c03 += dot(x0, y3);
+            c10 += dot(x1, y0); c11 += dot(x1, y1); c12 += dot(x1, y2); c13 += dot(x1, y3);
+            c20 += dot(x2, y0); c21 += dot(x2, y1); c22 += dot(x2, y2); c23 += dot(x2, y3);
+            c30 += dot(x3, y0); c31 += dot(x3, y1); c32 += dot(x3, y2); c33 += dot(x3, y3);
+        }
+        acc[0] = array<f32, 4>(c00, c01, c02, c03);
+        acc[min(1u, TILE_M - 1u)] = array<f32, 4>(c10, c11, c12, c13);
+        acc[min(2u, TILE_M - 1u)] = array<f32, 4>(c20, c21, c22, c23);
+        acc[min(3u, TILE_M - 1u)] = array<f32, 4>(c30, c31, c32, c33);
+    } else {
     for (var word = 0u; word < kv; word++) {
         var av: array<vec4<f32>, TILE_M>;
         var wv: array<vec4<f32>, 4>;
@@ -57,6 +82,7 @@ fn matmul_f32(@builtin(global_invocation_id) gid: vec3<u32>) {
                 acc[i][j] += dot(av[i], wv[j]);
             }
         }
+    }
     }
     for (var i = 0u; i < TILE_M; i++) {
         let r = row0 + i;

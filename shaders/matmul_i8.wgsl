@@ -11,6 +11,8 @@
 // Specialised by host-injected constants:
 //   EPILOGUE: 0 I32, 1 DequantF32, 2 DequantF16, 3 RequantFloat, 4 fixed single, 5 fixed double
 //   A_IS_U8, DYNAMIC_ROWS (row scale x channel scale), PER_ROW_ZERO_POINT, HAS_FLOAT_BIAS
+//   ROW_SUMS: accumulate Σa per row (needed only when a weight zero point is not 0 in the
+//   I8 domain; symmetric weights skip it)
 //   VEC4: 16-byte loads (`loads` maps to loads/vec4), when rows are whole vec4s
 #import common/wide
 #import common/pack
@@ -131,7 +133,56 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
     let flip = select(0u, 0x80808080u, A_IS_U8);
     var acc: array<array<i32, 4>, TILE_M>;
     var sum_a: array<i32, TILE_M>;
-    if VEC4 {
+    if VEC4 && TILE_M == 4u {
+        // The 4 x 4 block with 16-byte loads, unrolled by hand into named registers: a
+        // compiler may keep small private arrays in memory when indexed in loops.
+        var c00 = 0; var c01 = 0; var c02 = 0; var c03 = 0;
+        var c10 = 0; var c11 = 0; var c12 = 0; var c13 = 0;
+        var c20 = 0; var c21 = 0; var c22 = 0; var c23 = 0;
+        var c30 = 0; var c31 = 0; var c32 = 0; var c33 = 0;
+        var s0 = 0; var s1 = 0; var s2 = 0; var s3 = 0;
+        let f4 = vec4<u32>(flip);
+        for (var word = 0u; word < kw; word += 4u) {
+            let x0 = load4_a(a_base[0] + word) ^ f4;
+            let x1 = load4_a(a_base[min(1u, TILE_M - 1u)] + word) ^ f4;
+            let x2 = load4_a(a_base[min(2u, TILE_M - 1u)] + word) ^ f4;
+            let x3 = load4_a(a_base[min(3u, TILE_M - 1u)] + word) ^ f4;
+            let y0 = load4_w(w_base[0] + word);
+            let y1 = load4_w(w_base[1] + word);
+            let y2 = load4_w(w_base[2] + word);
+            let y3 = load4_w(w_base[3] + word);
+            c00 += dot4I8Packed(x0.x, y0.x) + dot4I8Packed(x0.y, y0.y) + dot4I8Packed(x0.z, y0.z) + dot4I8Packed(x0.w, y0.w);
+            c01 += dot4I8Packed(x0.x, y1.x) + dot4I8Packed(x0.y, y1.y) + dot4I8Packed(x0.z, y1.z) + dot4I8Packed(x0.w, y1.w);
+            c02 += dot4I8Packed(x0.x, y2.x) + dot4I8Packed(x0.y, y2.y) + dot4I8Packed(x0.z, y2.z) + dot4I8Packed(x0.w, y2.w);
+            c03 += dot4I8Packed(x0.x, y3.x) + dot4I8Packed(x0.y, y3.y) + dot4I8Packed(x0.z, y3.z) + dot4I8Packed(x0.w, y3.w);
+            c10 += dot4I8Packed(x1.x, y0.x) + dot4I8Packed(x1.y, y0.y) + dot4I8Packed(x1.z, y0.z) + dot4I8Packed(x1.w, y0.w);
+            c11 += dot4I8Packed(x1.x, y1.x) + dot4I8Packed(x1.y, y1.y) + dot4I8Packed(x1.z, y1.z) + dot4I8Packed(x1.w, y1.w);
+            c12 += dot4I8Packed(x1.x, y2.x) + dot4I8Packed(x1.y, y2.y) + dot4I8Packed(x1.z, y2.z) + dot4I8Packed(x1.w, y2.w);
+            c13 += dot4I8Packed(x1.x, y3.x) + dot4I8Packed(x1.y, y3.y) + dot4I8Packed(x1.z, y3.z) + dot4I8Packed(x1.w, y3.w);
+            c20 += dot4I8Packed(x2.x, y0.x) + dot4I8Packed(x2.y, y0.y) + dot4I8Packed(x2.z, y0.z) + dot4I8Packed(x2.w, y0.w);
+            c21 += dot4I8Packed(x2.x, y1.x) + dot4I8Packed(x2.y, y1.y) + dot4I8Packed(x2.z, y1.z) + dot4I8Packed(x2.w, y1.w);
+            c22 += dot4I8Packed(x2.x, y2.x) + dot4I8Packed(x2.y, y2.y) + dot4I8Packed(x2.z, y2.z) + dot4I8Packed(x2.w, y2.w);
+            c23 += dot4I8Packed(x2.x, y3.x) + dot4I8Packed(x2.y, y3.y) + dot4I8Packed(x2.z, y3.z) + dot4I8Packed(x2.w, y3.w);
+            c30 += dot4I8Packed(x3.x, y0.x) + dot4I8Packed(x3.y, y0.y) + dot4I8Packed(x3.z, y0.z) + dot4I8Packed(x3.w, y0.w);
+            c31 += dot4I8Packed(x3.x, y1.x) + dot4I8Packed(x3.y, y1.y) + dot4I8Packed(x3.z, y1.z) + dot4I8Packed(x3.w, y1.w);
+            c32 += dot4I8Packed(x3.x, y2.x) + dot4I8Packed(x3.y, y2.y) + dot4I8Packed(x3.z, y2.z) + dot4I8Packed(x3.w, y2.w);
+            c33 += dot4I8Packed(x3.x, y3.x) + dot4I8Packed(x3.y, y3.y) + dot4I8Packed(x3.z, y3.z) + dot4I8Packed(x3.w, y3.w);
+            if ROW_SUMS {
+                s0 += dot4I8Packed(x0.x, ONES) + dot4I8Packed(x0.y, ONES) + dot4I8Packed(x0.z, ONES) + dot4I8Packed(x0.w, ONES);
+                s1 += dot4I8Packed(x1.x, ONES) + dot4I8Packed(x1.y, ONES) + dot4I8Packed(x1.z, ONES) + dot4I8Packed(x1.w, ONES);
+                s2 += dot4I8Packed(x2.x, ONES) + dot4I8Packed(x2.y, ONES) + dot4I8Packed(x2.z, ONES) + dot4I8Packed(x2.w, ONES);
+                s3 += dot4I8Packed(x3.x, ONES) + dot4I8Packed(x3.y, ONES) + dot4I8Packed(x3.z, ONES) + dot4I8Packed(x3.w, ONES);
+            }
+        }
+        acc[0] = array<i32, 4>(c00, c01, c02, c03);
+        acc[min(1u, TILE_M - 1u)] = array<i32, 4>(c10, c11, c12, c13);
+        acc[min(2u, TILE_M - 1u)] = array<i32, 4>(c20, c21, c22, c23);
+        acc[min(3u, TILE_M - 1u)] = array<i32, 4>(c30, c31, c32, c33);
+        sum_a[0] = s0;
+        sum_a[min(1u, TILE_M - 1u)] = s1;
+        sum_a[min(2u, TILE_M - 1u)] = s2;
+        sum_a[min(3u, TILE_M - 1u)] = s3;
+    } else if VEC4 {
         // Four words (16 elements) per load; rows are whole vec4s.
         for (var word = 0u; word < kw; word += 4u) {
             var av: array<vec4<u32>, TILE_M>;
@@ -144,7 +195,9 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             for (var i = 0u; i < TILE_M; i++) {
                 let x = av[i];
-                sum_a[i] += dot4I8Packed(x.x, ONES) + dot4I8Packed(x.y, ONES) + dot4I8Packed(x.z, ONES) + dot4I8Packed(x.w, ONES);
+                if ROW_SUMS {
+                    sum_a[i] += dot4I8Packed(x.x, ONES) + dot4I8Packed(x.y, ONES) + dot4I8Packed(x.z, ONES) + dot4I8Packed(x.w, ONES);
+                }
                 for (var j = 0u; j < 4u; j++) {
                     let y = wv[j];
                     acc[i][j] += dot4I8Packed(x.x, y.x) + dot4I8Packed(x.y, y.y) + dot4I8Packed(x.z, y.z) + dot4I8Packed(x.w, y.w);
@@ -162,7 +215,9 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
                 wv[j] = load_w(w_base[j] + word);
             }
             for (var i = 0u; i < TILE_M; i++) {
-                sum_a[i] += dot4I8Packed(av[i], ONES);
+                if ROW_SUMS {
+                    sum_a[i] += dot4I8Packed(av[i], ONES);
+                }
                 for (var j = 0u; j < 4u; j++) {
                     acc[i][j] += dot4I8Packed(av[i], wv[j]);
                 }

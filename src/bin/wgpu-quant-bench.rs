@@ -582,7 +582,7 @@ fn svg(records: &[Record], f32_peak: f64, dot4_peak: f64, title: &str) -> String
                 y(b)
             );
         }
-        let ly = top + 40.0 + 18.0 * i as f64;
+        let ly = h - bottom - 90.0 + 18.0 * i as f64;
         let _ = writeln!(
             s,
             "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{}\" y=\"{:.1}\">{} {}</text>",

@@ -478,6 +478,7 @@ impl QLinear {
             float_bias,
             gemv: false,
             vec4_loads: words_per_row(weights.k).is_multiple_of(4),
+            row_sums: channels.iter().any(|c| c.zero_point != 0),
         };
         let pipeline = ctx.pipeline(PipelineKey::MatmulI8(variant))?;
         let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulI8(MatmulVariant {

@@ -58,6 +58,8 @@ pub struct MatmulVariant {
     pub gemv: bool,
     /// 16-byte operand loads (rows of whole vec4s: `ceil(K/4) % 4 == 0`).
     pub vec4_loads: bool,
+    /// Accumulate activation row sums (some weight zero point is not 0 in the I8 domain).
+    pub row_sums: bool,
 }
 
 impl MatmulVariant {
@@ -148,6 +150,7 @@ impl PipelineKey {
                     ("WORKGROUP_X", ConstValue::U32(v.tiling().1)),
                     ("WORKGROUP_Y", ConstValue::U32(v.tiling().2)),
                     ("VEC4", ConstValue::Bool(v.vec4_loads)),
+                    ("ROW_SUMS", ConstValue::Bool(v.row_sums)),
                 ],
             ),
         }
@@ -220,6 +223,7 @@ impl PipelineKey {
                         float_bias,
                         gemv,
                         vec4_loads,
+                        row_sums: bits & 1 == 0,
                     }));
                 }
             }
