@@ -182,6 +182,39 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
         sum_a[min(1u, TILE_M - 1u)] = s1;
         sum_a[min(2u, TILE_M - 1u)] = s2;
         sum_a[min(3u, TILE_M - 1u)] = s3;
+    } else if TILE_M == 4u {
+        // The 4 x 4 block one word at a time, unrolled: fewer live registers than vec4.
+        var c00 = 0; var c01 = 0; var c02 = 0; var c03 = 0;
+        var c10 = 0; var c11 = 0; var c12 = 0; var c13 = 0;
+        var c20 = 0; var c21 = 0; var c22 = 0; var c23 = 0;
+        var c30 = 0; var c31 = 0; var c32 = 0; var c33 = 0;
+        var s0 = 0; var s1 = 0; var s2 = 0; var s3 = 0;
+        for (var word = 0u; word < kw; word++) {
+            let x0 = load_a(a_base[0] + word) ^ flip;
+            let x1 = load_a(a_base[min(1u, TILE_M - 1u)] + word) ^ flip;
+            let x2 = load_a(a_base[min(2u, TILE_M - 1u)] + word) ^ flip;
+            let x3 = load_a(a_base[min(3u, TILE_M - 1u)] + word) ^ flip;
+            let y0 = load_w(w_base[0] + word);
+            let y1 = load_w(w_base[1] + word);
+            let y2 = load_w(w_base[2] + word);
+            let y3 = load_w(w_base[3] + word);
+            c00 += dot4I8Packed(x0, y0); c01 += dot4I8Packed(x0, y1); c02 += dot4I8Packed(x0, y2); c03 += dot4I8Packed(x0, y3);
+            c10 += dot4I8Packed(x1, y0); c11 += dot4I8Packed(x1, y1); c12 += dot4I8Packed(x1, y2); c13 += dot4I8Packed(x1, y3);
+            c20 += dot4I8Packed(x2, y0); c21 += dot4I8Packed(x2, y1); c22 += dot4I8Packed(x2, y2); c23 += dot4I8Packed(x2, y3);
+            c30 += dot4I8Packed(x3, y0); c31 += dot4I8Packed(x3, y1); c32 += dot4I8Packed(x3, y2); c33 += dot4I8Packed(x3, y3);
+            if ROW_SUMS {
+                s0 += dot4I8Packed(x0, ONES); s1 += dot4I8Packed(x1, ONES);
+                s2 += dot4I8Packed(x2, ONES); s3 += dot4I8Packed(x3, ONES);
+            }
+        }
+        acc[0] = array<i32, 4>(c00, c01, c02, c03);
+        acc[min(1u, TILE_M - 1u)] = array<i32, 4>(c10, c11, c12, c13);
+        acc[min(2u, TILE_M - 1u)] = array<i32, 4>(c20, c21, c22, c23);
+        acc[min(3u, TILE_M - 1u)] = array<i32, 4>(c30, c31, c32, c33);
+        sum_a[0] = s0;
+        sum_a[min(1u, TILE_M - 1u)] = s1;
+        sum_a[min(2u, TILE_M - 1u)] = s2;
+        sum_a[min(3u, TILE_M - 1u)] = s3;
     } else if VEC4 {
         // Four words (16 elements) per load; rows are whole vec4s.
         for (var word = 0u; word < kw; word += 4u) {
