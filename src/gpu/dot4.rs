@@ -114,37 +114,9 @@ impl Dot4Kernel {
 /// # Errors
 /// [`Error::Gpu`] for any wgpu validation, out-of-memory or mapping error.
 pub fn read_words_blocking(ctx: &Context, source: &wgpu::Buffer, words: u64) -> Result<Vec<u32>> {
-    let device = ctx.device();
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let bytes = words * 4;
-    let readback = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("wgpu-quant readback"),
-        size: bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut encoder = device.create_command_encoder(&Default::default());
-    encoder.copy_buffer_to_buffer(source, 0, &readback, 0, bytes);
-    ctx.queue().submit([encoder.finish()]);
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::Gpu(format!("readback: {e}")));
-    }
-    let slice = readback.slice(..);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.wait_idle()?;
-    rx.recv()
-        .map_err(|e| Error::Gpu(format!("map callback dropped: {e}")))?
-        .map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
-    let view = slice
-        .get_mapped_range()
-        .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
-    let out = bytemuck::cast_slice(&view).to_vec();
-    drop(view);
-    readback.unmap();
-    Ok(out)
+    Ok(bytemuck::pod_collect_to_vec(
+        &crate::gpu::buffers::read_blocking(ctx, source, words * 4)?,
+    ))
 }
 
 /// Uploads the operands, runs [`Dot4Kernel`] and reads the results back: the blocking

@@ -421,23 +421,8 @@ impl QLinear {
                 (kind, dynamic, d.bias.is_some(), (0, 0, 0))
             }
             Epilogue::Requant(r) => {
-                count_ok("requant multipliers", r.channels())?;
-                let (lo, hi) = r.out_qtype.storage_range();
-                if r.clamp_min > r.clamp_max || r.clamp_min < lo || r.clamp_max > hi {
-                    return Err(Error::InvalidRange {
-                        qtype: r.out_qtype.name(),
-                        qmin: r.clamp_min,
-                        qmax: r.clamp_max,
-                    });
-                }
-                if !(lo..=hi).contains(&r.out_zero_point) {
-                    return Err(Error::ZeroPointOutOfRange {
-                        what: "output zero point".into(),
-                        value: r.out_zero_point,
-                        qmin: lo,
-                        qmax: hi,
-                    });
-                }
+                // The reference's own checks: channel count, clamp range, zero point, M normal.
+                crate::reference::gemm::check_requant(r, n)?;
                 let kind = match &r.scaling {
                     RequantScaling::Float(m) => {
                         for (c, ch) in channels.iter_mut().enumerate() {

@@ -142,20 +142,23 @@ pub fn assemble_with_imports(
 /// # Errors
 /// [`Error::Shader`] with naga's message.
 pub fn validate(name: &str, wgsl: &str) -> Result<naga::Module> {
-    let module = naga::front::wgsl::parse_str(wgsl).map_err(|e| Error::Shader {
+    parse_and_validate(name, wgsl).map(|(module, _)| module)
+}
+
+fn parse_and_validate(name: &str, wgsl: &str) -> Result<(naga::Module, naga::valid::ModuleInfo)> {
+    let shader_error = |message: String| Error::Shader {
         name: name.into(),
-        message: e.emit_to_string(wgsl),
-    })?;
-    naga::valid::Validator::new(
+        message,
+    };
+    let module =
+        naga::front::wgsl::parse_str(wgsl).map_err(|e| shader_error(e.emit_to_string(wgsl)))?;
+    let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::all(),
     )
     .validate(&module)
-    .map_err(|e| Error::Shader {
-        name: name.into(),
-        message: e.emit_to_string(wgsl),
-    })?;
-    Ok(module)
+    .map_err(|e| shader_error(e.emit_to_string(wgsl)))?;
+    Ok((module, info))
 }
 
 /// Builds a compute pipeline from assembled WGSL inside a validation error scope.
@@ -420,18 +423,6 @@ pub fn bit_exact_violations(
 /// # Errors
 /// [`Error::Shader`] when the source does not parse or validate.
 pub fn check_bit_exact(name: &str, wgsl: &str, allow_contraction: bool) -> Result<Vec<Violation>> {
-    let module = naga::front::wgsl::parse_str(wgsl).map_err(|e| Error::Shader {
-        name: name.into(),
-        message: e.emit_to_string(wgsl),
-    })?;
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .map_err(|e| Error::Shader {
-        name: name.into(),
-        message: e.emit_to_string(wgsl),
-    })?;
+    let (module, info) = parse_and_validate(name, wgsl)?;
     Ok(bit_exact_violations(&module, &info, allow_contraction))
 }

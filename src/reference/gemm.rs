@@ -336,7 +336,9 @@ pub fn requantize_value(r: &Requant, acc: i32, col: usize) -> i32 {
     }
 }
 
-fn check_requant(r: &Requant, n: usize) -> Result<()> {
+/// Checks a requantizing stage against `n` output channels: multiplier count, clamp range,
+/// output zero point and float multipliers.
+pub(crate) fn check_requant(r: &Requant, n: usize) -> Result<()> {
     check_count("requant multipliers", r.channels(), n, true)?;
     let (lo, hi) = r.out_qtype.storage_range();
     if r.clamp_min > r.clamp_max || r.clamp_min < lo || r.clamp_max > hi {
