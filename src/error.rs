@@ -137,6 +137,9 @@ pub enum Error {
     /// The adapter lacks a feature or limit an operation requires.
     #[error("adapter lacks a required capability: {0}")]
     Unsupported(String),
+    /// The device was destroyed or lost; the context cannot run anything any more.
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
     /// A wgpu device request, validation or out-of-memory error, caught by an error scope.
     #[error("GPU error: {0}")]
     Gpu(String),

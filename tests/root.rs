@@ -6,6 +6,7 @@ mod calibrate;
 mod divide;
 mod dynamic;
 mod f16;
+mod faults;
 mod fixed_point;
 mod gemm_reference;
 mod gpu_dynamic;

@@ -1,8 +1,6 @@
 //! Buffer helpers shared by the ops: checked uploads (out-of-memory caught and returned),
 //! the checks every `encode` makes on caller buffers, dispatch grids and readback.
 
-use wgpu::util::DeviceExt;
-
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
 
@@ -33,20 +31,30 @@ pub fn upload<T: bytemuck::Pod>(
             contents.len()
         )));
     }
+    ctx.check_alive()?;
     let device = ctx.device();
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    // Not DeviceExt::create_buffer_init: it panics when the mapping fails (a lost device);
+    // here that is a typed error.
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
-        contents,
+        size: contents.len().next_multiple_of(4) as u64,
         usage,
+        mapped_at_creation: true,
     });
+    let mapped = buffer.slice(..).get_mapped_range_mut().map(|mut view| {
+        view.slice(..contents.len()).copy_from_slice(contents);
+    });
+    buffer.unmap();
     if let Some(e) = pollster::block_on(validation.pop()) {
         return Err(Error::Gpu(format!("{label}: {e}")));
     }
     if let Some(e) = pollster::block_on(oom.pop()) {
         return Err(Error::Gpu(format!("{label}: out of memory: {e}")));
     }
+    mapped.map_err(|e| Error::Gpu(format!("{label}: mapping the new buffer: {e}")))?;
+    ctx.check_alive()?;
     Ok(buffer)
 }
 
@@ -60,6 +68,7 @@ pub fn create(
     bytes: u64,
     usage: wgpu::BufferUsages,
 ) -> Result<wgpu::Buffer> {
+    ctx.check_alive()?;
     let bytes = bytes.max(4).next_multiple_of(4);
     let max = ctx.device().limits().max_buffer_size;
     if bytes > max {

@@ -16,6 +16,10 @@ pub struct Context {
     adapter_info: Option<wgpu::AdapterInfo>,
     pipelines: Arc<Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>>,
     binding_limit: Option<u64>,
+    /// Why the device was lost, once a device-lost callback has fired.
+    lost: Arc<Mutex<Option<String>>>,
+    /// Errors no scope caught (headless contexts), reported by the next wait.
+    uncaptured: Arc<Mutex<Vec<String>>>,
 }
 
 impl Context {
@@ -27,6 +31,8 @@ impl Context {
             adapter_info: None,
             pipelines: Arc::default(),
             binding_limit: None,
+            lost: Arc::default(),
+            uncaptured: Arc::default(),
         }
     }
 
@@ -84,12 +90,30 @@ impl Context {
             })
             .await
             .map_err(|e| Error::Gpu(format!("request_device: {e}")))?;
+        let lost: Arc<Mutex<Option<String>>> = Arc::default();
+        // This device is ours: record a loss instead of aborting, and keep errors that no
+        // scope caught from reaching wgpu's default handler, which panics.
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut l) = flag.lock() {
+                *l = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        let uncaptured: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            if let Ok(mut errors) = sink.lock() {
+                errors.push(error.to_string());
+            }
+        }));
         Ok(Context {
             device,
             queue,
             adapter_info: Some(adapter.get_info()),
             pipelines: Arc::default(),
             binding_limit: None,
+            lost,
+            uncaptured,
         })
     }
 
@@ -106,11 +130,34 @@ impl Context {
         self.adapter_info.as_ref()
     }
 
+    /// [`Error::DeviceLost`] once the device has been destroyed or lost (headless contexts
+    /// register a device-lost callback; a context over the caller's device learns of a loss
+    /// through [`Context::mark_lost`] or through the errors wgpu then reports).
+    ///
+    /// # Errors
+    /// [`Error::DeviceLost`] with the reason.
+    pub fn check_alive(&self) -> Result<()> {
+        match self.lost.lock().map(|l| l.clone()) {
+            Ok(None) => Ok(()),
+            Ok(Some(reason)) => Err(Error::DeviceLost(reason)),
+            Err(_) => Err(Error::DeviceLost("lost-state lock poisoned".into())),
+        }
+    }
+
+    /// Records that the device is lost (for embedders that handle wgpu's device-lost
+    /// callback themselves); every later op returns [`Error::DeviceLost`].
+    pub fn mark_lost(&self, reason: impl Into<String>) {
+        if let Ok(mut l) = self.lost.lock() {
+            *l = Some(reason.into());
+        }
+    }
+
     /// The pipeline for `key`, built on first use and cached for the context's lifetime.
     ///
     /// # Errors
     /// [`Error::Shader`] or [`Error::Gpu`] when the pipeline cannot be built.
     pub fn pipeline(&self, key: PipelineKey) -> Result<wgpu::ComputePipeline> {
+        self.check_alive()?;
         let mut cache = self
             .pipelines
             .lock()
@@ -148,9 +195,20 @@ impl Context {
     /// # Errors
     /// [`Error::Gpu`] when the device is lost or the wait fails.
     pub fn wait_idle(&self) -> Result<()> {
+        self.check_alive()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("poll: {e}")))
+            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        // An error outside every scope (a failed submit) must not let a readback return
+        // stale data as if it were a result.
+        let first = self
+            .uncaptured
+            .lock()
+            .ok()
+            .and_then(|mut e| e.drain(..).next());
+        match first {
+            Some(message) => Err(Error::Gpu(message)),
+            None => self.check_alive(),
+        }
     }
 }

@@ -3,8 +3,6 @@
 //! kernel built once, encoded into the caller's `wgpu::CommandEncoder`, with a blocking
 //! helper on top. CPU twin: [`crate::reference::dot::dot4_i8_packed`].
 
-use wgpu::util::DeviceExt;
-
 use crate::error::{Error, Result};
 use crate::gpu::buffers::check_storage;
 use crate::gpu::context::Context;
@@ -141,15 +139,9 @@ pub fn dot4_i8_packed_blocking(ctx: &Context, lhs: &[u32], rhs: &[u32]) -> Resul
     let kernel = Dot4Kernel::new(ctx)?;
     let device = ctx.device();
     let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let upload = |label, data: &[u32]| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE,
-        })
-    };
-    let lhs_buf = upload("dot4 lhs", lhs);
-    let rhs_buf = upload("dot4 rhs", rhs);
+    let storage = wgpu::BufferUsages::STORAGE;
+    let lhs_buf = crate::gpu::buffers::upload(ctx, "dot4 lhs", lhs, storage)?;
+    let rhs_buf = crate::gpu::buffers::upload(ctx, "dot4 rhs", rhs, storage)?;
     let out_buf = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("dot4 out"),
         size: u64::from(len) * 4,

@@ -1,8 +1,6 @@
 //! Adapter peak microkernels (`shaders/peak.wgsl`): f32 FMA throughput and `dot4I8Packed`
 //! throughput, the denominators of every "percent of peak" figure the benchmark reports.
 
-use wgpu::util::DeviceExt;
-
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
 
@@ -71,11 +69,12 @@ impl PeakKernel {
             compilation_options: Default::default(),
             cache: None,
         });
-        let seed = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("peak seed"),
-            contents: bytemuck::cast_slice(&[3u32, 0x0102_0304]),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
+        let seed = crate::gpu::buffers::upload(
+            ctx,
+            "peak seed",
+            &[3u32, 0x0102_0304],
+            wgpu::BufferUsages::STORAGE,
+        )?;
         let sink = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("peak sink"),
             size: u64::from(workgroups) * WORKGROUP * 4,
