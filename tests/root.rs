@@ -25,3 +25,4 @@ mod pack;
 mod params;
 mod scalar;
 mod shaders;
+mod stress;
