@@ -1,0 +1,381 @@
+//! The table of bad inputs: every row is an input the crate must refuse, and the typed error
+//! it gets. The README's reliability section lists the same rows.
+
+use wgpu_quant::gpu::Context;
+use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
+use wgpu_quant::gpu::gemm::{ActivationInput, QLinear, QuantizedWeights, RowParams};
+use wgpu_quant::quant::calibrate::{Entropy, MinMax, Observer, Percentile};
+use wgpu_quant::quant::params::scale_zero_point;
+use wgpu_quant::reference::gemm::{GemmInputs, QMatrix, matmul_i8};
+use wgpu_quant::{
+    Activation, Convention, Dequant, Epilogue, Error, QType, QuantParams, Requant, Scheme,
+};
+
+use crate::common::gpu;
+
+type Row = (
+    &'static str,
+    Box<dyn Fn() -> Result<(), Error>>,
+    fn(&Error) -> bool,
+);
+
+fn r8() -> wgpu_quant::QRange {
+    QType::I8.full_range()
+}
+
+fn gemm(a_len: usize, w_cols: usize, k: usize, bias: &'static [i32]) -> Result<(), Error> {
+    let a = vec![1u8; a_len];
+    let w = vec![1u8; 3 * w_cols];
+    matmul_i8(
+        &GemmInputs {
+            a: QMatrix {
+                data: &a,
+                qtype: QType::I8,
+                rows: 2,
+                cols: k,
+            },
+            a_zero_points: &[0],
+            w: QMatrix {
+                data: &w,
+                qtype: QType::I8,
+                rows: 3,
+                cols: w_cols,
+            },
+            w_zero_points: &[0],
+            bias,
+        },
+        &Epilogue::I32,
+    )
+    .map(|_| ())
+}
+
+fn cpu_rows() -> Vec<Row> {
+    vec![
+        (
+            "scale 0",
+            Box::new(|| QuantParams::per_tensor(0.0, 0, r8()).map(|_| ())),
+            |e| matches!(e, Error::InvalidScale { .. }),
+        ),
+        (
+            "scale negative",
+            Box::new(|| QuantParams::per_tensor(-1.0, 0, r8()).map(|_| ())),
+            |e| matches!(e, Error::InvalidScale { .. }),
+        ),
+        (
+            "scale NaN",
+            Box::new(|| QuantParams::per_tensor(f32::NAN, 0, r8()).map(|_| ())),
+            |e| matches!(e, Error::InvalidScale { .. }),
+        ),
+        (
+            "scale +Inf",
+            Box::new(|| QuantParams::per_tensor(f32::INFINITY, 0, r8()).map(|_| ())),
+            |e| matches!(e, Error::InvalidScale { .. }),
+        ),
+        (
+            "scale -Inf",
+            Box::new(|| QuantParams::per_tensor(f32::NEG_INFINITY, 0, r8()).map(|_| ())),
+            |e| matches!(e, Error::InvalidScale { .. }),
+        ),
+        (
+            "scale subnormal",
+            Box::new(|| QuantParams::per_tensor(1e-40, 0, r8()).map(|_| ())),
+            |e| matches!(e, Error::InvalidScale { .. }),
+        ),
+        (
+            "s_a * s_w not normal",
+            Box::new(|| {
+                let a = QuantParams::per_tensor(1e-30, 0, r8())?;
+                let w = QuantParams::per_tensor(1e-20, 0, r8())?;
+                Dequant::per_channel(&a, &w, None).map(|_| ())
+            }),
+            |e| matches!(e, Error::InvalidScale { what, .. } if what.contains("s_a * s_w")),
+        ),
+        (
+            "M = s_a*s_w/s_out not normal",
+            Box::new(|| {
+                let a = QuantParams::per_tensor(1e-20, 0, r8())?;
+                let out = QuantParams::per_tensor(1e20, 0, r8())?;
+                Requant::float(Convention::Onnx, &a, &a, &out, Activation::None).map(|_| ())
+            }),
+            |e| matches!(e, Error::InvalidScale { .. }),
+        ),
+        (
+            "zero point outside the type",
+            Box::new(|| QuantParams::per_tensor(1.0, 200, r8()).map(|_| ())),
+            |e| matches!(e, Error::ZeroPointOutOfRange { value: 200, .. }),
+        ),
+        (
+            "zero point outside a narrow range",
+            Box::new(|| QuantParams::per_tensor(1.0, -128, QType::I8.narrow_range()).map(|_| ())),
+            |e| matches!(e, Error::ZeroPointOutOfRange { .. }),
+        ),
+        (
+            "per-axis length vs axis",
+            Box::new(|| {
+                QuantParams::per_axis(0, vec![1.0; 3], vec![0; 3], r8())?.check_shape(&[4, 2])
+            }),
+            |e| {
+                matches!(
+                    e,
+                    Error::LengthMismatch {
+                        got: 3,
+                        expected: 4,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "per-axis axis out of range",
+            Box::new(|| {
+                QuantParams::per_axis(2, vec![1.0; 3], vec![0; 3], r8())?.check_shape(&[3, 2])
+            }),
+            |e| matches!(e, Error::AxisOutOfRange { axis: 2, rank: 2 }),
+        ),
+        (
+            "scales and zero points differ in length",
+            Box::new(|| QuantParams::per_axis(0, vec![1.0; 3], vec![0; 2], r8()).map(|_| ())),
+            |e| matches!(e, Error::LengthMismatch { .. }),
+        ),
+        (
+            "K of A differs from K of W",
+            Box::new(|| gemm(2 * 5, 4, 5, &[])),
+            |e| {
+                matches!(
+                    e,
+                    Error::DimensionMismatch {
+                        left: 5,
+                        right: 4,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "A shorter than its shape",
+            Box::new(|| gemm(9, 5, 5, &[])),
+            |e| {
+                matches!(
+                    e,
+                    Error::ShapeMismatch {
+                        expected: 10,
+                        got: 9,
+                        ..
+                    }
+                )
+            },
+        ),
+        ("K = 0", Box::new(|| gemm(0, 0, 0, &[])), |e| {
+            matches!(e, Error::EmptyDimension { .. })
+        }),
+        (
+            "bias of the wrong length",
+            Box::new(|| gemm(10, 5, 5, &[1, 2])),
+            |e| {
+                matches!(
+                    e,
+                    Error::LengthMismatch {
+                        got: 2,
+                        expected: 3,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "accumulator one past the bound",
+            Box::new(|| {
+                let k = 131_072;
+                let a = vec![0x80u8; k];
+                matmul_i8(
+                    &GemmInputs {
+                        a: QMatrix {
+                            data: &a,
+                            qtype: QType::I8,
+                            rows: 1,
+                            cols: k,
+                        },
+                        a_zero_points: &[0],
+                        w: QMatrix {
+                            data: &a,
+                            qtype: QType::I8,
+                            rows: 1,
+                            cols: k,
+                        },
+                        w_zero_points: &[0],
+                        bias: &[],
+                    },
+                    &Epilogue::I32,
+                )
+                .map(|_| ())
+            }),
+            |e| matches!(e, Error::AccumulatorOverflow { k: 131_072, .. }),
+        ),
+        (
+            "calibration: empty batch",
+            Box::new(|| Observer::per_tensor(MinMax::new()).observe(&[], &[0])),
+            |e| matches!(e, Error::EmptyInput { .. }),
+        ),
+        (
+            "calibration: NaN",
+            Box::new(|| Observer::per_tensor(MinMax::new()).observe(&[1.0, f32::NAN], &[2])),
+            |e| matches!(e, Error::NonFiniteInput { index: 1, .. }),
+        ),
+        (
+            "calibration: +Inf",
+            Box::new(|| Observer::per_tensor(MinMax::new()).observe(&[f32::INFINITY], &[1])),
+            |e| matches!(e, Error::NonFiniteInput { .. }),
+        ),
+        (
+            "calibration: -Inf",
+            Box::new(|| Observer::per_tensor(MinMax::new()).observe(&[f32::NEG_INFINITY], &[1])),
+            |e| matches!(e, Error::NonFiniteInput { .. }),
+        ),
+        (
+            "percentile 0",
+            Box::new(|| Percentile::new(0.0, 2048, true).map(|_| ())),
+            |e| matches!(e, Error::InvalidConfig { .. }),
+        ),
+        (
+            "percentile above 100",
+            Box::new(|| Percentile::new(100.5, 2048, true).map(|_| ())),
+            |e| matches!(e, Error::InvalidConfig { .. }),
+        ),
+        (
+            "zero histogram bins",
+            Box::new(|| Percentile::new(99.0, 0, true).map(|_| ())),
+            |e| matches!(e, Error::InvalidConfig { .. }),
+        ),
+        (
+            "entropy quantized bins > bins",
+            Box::new(|| Entropy::new(128, 256).map(|_| ())),
+            |e| matches!(e, Error::InvalidConfig { .. }),
+        ),
+        (
+            "range with NaN bound",
+            Box::new(|| {
+                scale_zero_point(Convention::Onnx, &Scheme::affine(QType::U8), f32::NAN, 1.0)
+                    .map(|_| ())
+            }),
+            |e| matches!(e, Error::NonFiniteInput { .. }),
+        ),
+        (
+            "range min > max",
+            Box::new(|| {
+                scale_zero_point(Convention::Onnx, &Scheme::affine(QType::U8), 2.0, 1.0).map(|_| ())
+            }),
+            |e| matches!(e, Error::InvalidConfig { .. }),
+        ),
+        (
+            "requant with per-axis activation params",
+            Box::new(|| {
+                let a = QuantParams::per_axis(0, vec![0.1; 2], vec![0; 2], r8())?;
+                let w = QuantParams::per_tensor(0.1, 0, r8())?;
+                Requant::float(Convention::Onnx, &a, &w, &w, Activation::None).map(|_| ())
+            }),
+            |e| matches!(e, Error::Mismatch(_)),
+        ),
+        (
+            "activation clamp lo > hi",
+            Box::new(|| {
+                let out = QuantParams::per_tensor(0.1, 0, r8())?;
+                Activation::Clamp { lo: 1.0, hi: -1.0 }
+                    .quantized_range(Convention::Onnx, &out)
+                    .map(|_| ())
+            }),
+            |e| matches!(e, Error::InvalidConfig { .. }),
+        ),
+    ]
+}
+
+#[test]
+fn cpu_bad_inputs() {
+    let rows = cpu_rows();
+    assert!(rows.len() >= 30);
+    for (name, run, expected) in rows {
+        match run() {
+            Ok(()) => panic!("{name}: accepted"),
+            Err(e) => assert!(expected(&e), "{name}: wrong error {e:?}"),
+        }
+    }
+}
+
+fn layer(ctx: &Context, input: ActivationInput) -> QLinear {
+    let p = QuantParams::per_tensor(0.1, 0, r8()).unwrap();
+    let w = QuantizedWeights::from_quantized(ctx, &[1u8; 12], 3, 4, p).unwrap();
+    QLinear::new(ctx, w, input, None, Epilogue::I32).unwrap()
+}
+
+#[test]
+fn gpu_bad_inputs() {
+    let Some(ctx) = gpu() else { return };
+    let storage = wgpu::BufferUsages::STORAGE;
+    let st = ActivationInput::Static {
+        qtype: QType::I8,
+        zero_point: 0,
+    };
+    let l = layer(ctx, st);
+    let a = upload(ctx, "a", &[0u32; 2], storage).unwrap();
+    let out = create(ctx, "out", 24, storage | wgpu::BufferUsages::COPY_SRC).unwrap();
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    // Missing STORAGE usage.
+    let no_storage = create(ctx, "x", 64, wgpu::BufferUsages::COPY_DST).unwrap();
+    assert!(matches!(
+        l.encode(ctx, &mut enc, 2, &no_storage, None, &out),
+        Err(Error::InvalidConfig { .. })
+    ));
+    // A buffer smaller than the shape needs.
+    assert!(matches!(
+        l.encode(ctx, &mut enc, 3, &a, None, &out),
+        Err(Error::ShapeMismatch {
+            expected: 12,
+            got: 8,
+            ..
+        })
+    ));
+    // Row params given to a static layer, and missing for a per-row one.
+    let rows = upload(ctx, "rows", &[RowParams::default(); 2], storage).unwrap();
+    assert!(matches!(
+        l.encode(ctx, &mut enc, 2, &a, Some(&rows), &out),
+        Err(Error::Mismatch(_))
+    ));
+    let per_row = layer(ctx, ActivationInput::PerRow { qtype: QType::I8 });
+    assert!(matches!(
+        per_row.encode(ctx, &mut enc, 2, &a, None, &out),
+        Err(Error::Mismatch(_))
+    ));
+    // Per-row scales with a static input.
+    let p = QuantParams::per_tensor(0.1, 0, r8()).unwrap();
+    let w = QuantizedWeights::from_quantized(ctx, &[1u8; 12], 3, 4, p).unwrap();
+    let dynamic = Epilogue::DequantF32(Dequant {
+        scales: wgpu_quant::DequantScales::PerRowPerChannel {
+            row_scales: vec![],
+            channel_scales: vec![0.1],
+        },
+        bias: None,
+    });
+    assert!(matches!(
+        QLinear::new(ctx, w, st, None, dynamic),
+        Err(Error::Mismatch(_))
+    ));
+    // Reading back a buffer without COPY_SRC: a caught validation error.
+    let no_copy = create(ctx, "no copy", 16, storage).unwrap();
+    assert!(matches!(
+        read_blocking(ctx, &no_copy, 16),
+        Err(Error::Gpu(_))
+    ));
+    // A buffer from another device is not in this table: wgpu 30's native path accepts it
+    // (encode, submit and wait all succeed) and exposes no buffer-to-device link for the
+    // crate to check; see the README's reliability section.
+    // A tensor above max_buffer_size.
+    let max = ctx.device().limits().max_buffer_size;
+    assert!(matches!(
+        create(ctx, "huge", max + 4, storage),
+        Err(Error::Unsupported(_))
+    ));
+    // The context still works.
+    assert_eq!(
+        l.run_blocking(ctx, &[1u8; 8], 2, None).unwrap(),
+        wgpu_quant::reference::gemm::GemmOutput::I32(vec![4; 6])
+    );
+}
