@@ -26,6 +26,9 @@ pub struct MatmulF32Uniforms {
 }
 
 /// Rows of `cols` floats padded with zeros to a multiple of 4.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when `data.len() != rows * cols`.
 pub fn pad_rows_f32(data: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
     check_len("f32 matrix", data.len(), rows, cols)?;
     let stride = cols.next_multiple_of(4);

@@ -30,8 +30,8 @@ pub fn accumulator_range(
         i128::from(w_hi - w_zero_point),
     ];
     let corners = [da[0] * dw[0], da[0] * dw[1], da[1] * dw[0], da[1] * dw[1]];
-    let lo = *corners.iter().min().expect("four corners");
-    let hi = *corners.iter().max().expect("four corners");
+    let lo = corners.into_iter().fold(i128::MAX, i128::min);
+    let hi = corners.into_iter().fold(i128::MIN, i128::max);
     let k = k as i128;
     (k * lo + i128::from(bias), k * hi + i128::from(bias))
 }
