@@ -6,9 +6,10 @@
 // values (slot 0) and of the magnitudes of the negative finite values (slot 1). For
 // non-negative floats bit order is value order, so this is an exact, flush-free max(0, max x)
 // and -min(0, min x); NaN and ±Inf are skipped. The slots start at 0 (= +0.0).
-// Pass 2 (`dynamic_quantize`): every packed word derives its group's params (cheap, exact)
-// and quantizes four elements with the Onnx rule; the first word of each row also writes
-// that row's RowParams {zero point, scale} for the GEMM.
+// Pass 2 (`dynamic_params`): one invocation per group derives its scale and zero point
+// (exact) into slots 2 and 3. Pass 3 (`dynamic_quantize`): every packed word quantizes four
+// elements with the Onnx rule; the first word of each row also writes that row's
+// RowParams {zero point, scale} for the GEMM. Each group owns four slots.
 //   SYMMETRIC: false = ONNX DynamicQuantizeLinear, true = absmax / 127 per token.
 #import common/quantize
 #import common/pack
@@ -70,14 +71,14 @@ fn dynamic_range(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     let g = group_of(row);
-    atomicMax(&slots[2u * g], positive);
-    atomicMax(&slots[2u * g + 1u], negative);
+    atomicMax(&slots[4u * g], positive);
+    atomicMax(&slots[4u * g + 1u], negative);
 }
 
 // (scale bits, zero point) of a group from its two slots.
 fn group_params(g: u32) -> vec2<u32> {
-    let hi_bits = atomicLoad(&slots[2u * g]);
-    let neg_bits = atomicLoad(&slots[2u * g + 1u]);
+    let hi_bits = atomicLoad(&slots[4u * g]);
+    let neg_bits = atomicLoad(&slots[4u * g + 1u]);
     let qmin = uniforms.qmin;
     let qmax = uniforms.qmax;
     if SYMMETRIC {
@@ -104,6 +105,18 @@ fn group_params(g: u32) -> vec2<u32> {
 }
 
 @compute @workgroup_size(64)
+fn dynamic_params(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let g = gid.x;
+    let groups = select(1u, uniforms.rows, uniforms.per_row != 0u);
+    if g >= groups {
+        return;
+    }
+    let params = group_params(g);
+    atomicStore(&slots[4u * g + 2u], params.x);
+    atomicStore(&slots[4u * g + 3u], params.y);
+}
+
+@compute @workgroup_size(64)
 fn dynamic_quantize(@builtin(global_invocation_id) gid: vec3<u32>) {
     let word = gid.x + gid.y * uniforms.dispatch_width;
     if word >= uniforms.rows * uniforms.words_per_row {
@@ -111,9 +124,9 @@ fn dynamic_quantize(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let row = word / uniforms.words_per_row;
     let word_in_row = word % uniforms.words_per_row;
-    let params = group_params(group_of(row));
-    let scale_bits = params.x;
-    let zp = bitcast<i32>(params.y);
+    let g = group_of(row);
+    let scale_bits = atomicLoad(&slots[4u * g + 2u]);
+    let zp = bitcast<i32>(atomicLoad(&slots[4u * g + 3u]));
     var packed_word = 0u;
     for (var j = 0u; j < 4u; j++) {
         let col = word_in_row * 4u + j;

@@ -91,12 +91,13 @@ pub fn encode_dynamic_quantize(
     };
     let symmetric = scheme == DynamicScheme::SymmetricPerToken;
     let range_pipeline = ctx.pipeline(PipelineKey::DynamicRange { symmetric })?;
+    let params_pipeline = ctx.pipeline(PipelineKey::DynamicParams { symmetric })?;
     let quantize_pipeline = ctx.pipeline(PipelineKey::DynamicQuantize { symmetric })?;
     let groups = if per_row { rows } else { 1 };
     let slots = create(
         ctx,
         "dynamic range slots",
-        groups as u64 * 8,
+        groups as u64 * 16,
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
     )?;
     let uniform_buf = upload(
@@ -109,6 +110,21 @@ pub fn encode_dynamic_quantize(
     encoder.clear_buffer(&slots, 0, None);
     let buffers = [&uniform_buf, input, &slots, output, row_params];
     let range_group = bind_group(ctx, "dynamic_range", &range_pipeline, &buffers[..3]);
+    // The params pass reads no input, so its layout has bindings 0 and 2 only.
+    let params_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("dynamic_params"),
+        layout: &params_pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform_buf.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: slots.as_entire_binding(),
+            },
+        ],
+    });
     let quantize_group = bind_group(ctx, "dynamic_quantize", &quantize_pipeline, &buffers);
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("dynamic quantize"),
@@ -117,6 +133,9 @@ pub fn encode_dynamic_quantize(
     pass.set_pipeline(&range_pipeline);
     pass.set_bind_group(0, &range_group, &[]);
     pass.dispatch_workgroups(gx, gy, 1);
+    pass.set_pipeline(&params_pipeline);
+    pass.set_bind_group(0, &params_group, &[]);
+    pass.dispatch_workgroups((groups as u32).div_ceil(64), 1, 1);
     pass.set_pipeline(&quantize_pipeline);
     pass.set_bind_group(0, &quantize_group, &[]);
     pass.dispatch_workgroups(gx, gy, 1);

@@ -25,7 +25,12 @@ pub enum PipelineKey {
         /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
         symmetric: bool,
     },
-    /// Dynamic quantization, pass 2: params and quantize.
+    /// Dynamic quantization, pass 2: each group's scale and zero point.
+    DynamicParams {
+        /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
+        symmetric: bool,
+    },
+    /// Dynamic quantization, pass 3: quantize.
     DynamicQuantize {
         /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
         symmetric: bool,
@@ -113,11 +118,12 @@ impl PipelineKey {
                 quantize_constants(Convention::Onnx, signed),
             ),
             PipelineKey::DynamicRange { symmetric }
+            | PipelineKey::DynamicParams { symmetric }
             | PipelineKey::DynamicQuantize { symmetric } => {
-                let entry = if matches!(self, PipelineKey::DynamicRange { .. }) {
-                    "dynamic_range"
-                } else {
-                    "dynamic_quantize"
+                let entry = match self {
+                    PipelineKey::DynamicRange { .. } => "dynamic_range",
+                    PipelineKey::DynamicParams { .. } => "dynamic_params",
+                    _ => "dynamic_quantize",
                 };
                 let mut constants = quantize_constants(Convention::Onnx, false);
                 constants.push(("SYMMETRIC", ConstValue::Bool(symmetric)));
@@ -201,6 +207,7 @@ impl PipelineKey {
         }
         keys.push(PipelineKey::Divide);
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicRange { symmetric }));
+        keys.extend([true, false].map(|symmetric| PipelineKey::DynamicParams { symmetric }));
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicQuantize { symmetric }));
         for epilogue in EpilogueKind::ALL {
             for bits in 0..16u32 {
