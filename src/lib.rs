@@ -7,7 +7,7 @@
 //! 1. [`quant`]: the numerics core (CPU, no wgpu): quantization parameters for each
 //!    [`Convention`], calibration observers, fixed-point multipliers, the exact division
 //!    routine and packing.
-//! 2. [`reference`]: the scalar CPU twin of every shader, the normative definition of
+//! 2. [`reference`](mod@reference): the scalar CPU twin of every shader, the normative definition of
 //!    every GPU result.
 //! 3. `shaders/`: WGSL compute kernels.
 //! 4. [`gpu`]: the wgpu host layer, which encodes into the caller's command encoder or runs
