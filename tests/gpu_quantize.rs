@@ -161,3 +161,43 @@ fn quantize_errors_are_typed() {
         quantize(Convention::Onnx, &[f32::from_bits(1), 1e-38], &[2], &tiny).unwrap()
     );
 }
+
+/// The prepared quantizer gives the same bytes as the per-call path and the reference.
+#[test]
+fn prepared_quantizer_matches() {
+    use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
+    use wgpu_quant::gpu::quantize::Quantizer;
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(23);
+    let shape = [11, 13];
+    let x: Vec<f32> = (0..11 * 13).map(|_| rng.uniform(-5.0, 5.0)).collect();
+    let params = QuantParams::per_axis(
+        0,
+        (0..11).map(|c| 0.02 + 0.001 * c as f32).collect(),
+        vec![3; 11],
+        QType::I8.full_range(),
+    )
+    .unwrap();
+    let q = Quantizer::new(ctx, Convention::TfLite, &params, &shape).unwrap();
+    let input = upload(ctx, "x", &x, wgpu::BufferUsages::STORAGE).unwrap();
+    let bytes = (11 * 13usize.div_ceil(4) * 4) as u64;
+    let out = create(
+        ctx,
+        "q",
+        bytes,
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        q.encode(ctx, &mut encoder, &input, &out).unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        let words: Vec<u32> =
+            bytemuck::pod_collect_to_vec(&read_blocking(ctx, &out, bytes).unwrap());
+        let got = wgpu_quant::quant::pack::unpack_bytes(&words, 11, 13).unwrap();
+        assert_eq!(
+            got,
+            quantize(Convention::TfLite, &x, &shape, &params).unwrap()
+        );
+    }
+}

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use wgpu_quant::gpu::Context;
 use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
-use wgpu_quant::gpu::dynamic::encode_dynamic_quantize;
+use wgpu_quant::gpu::dynamic::DynamicQuantizer;
 use wgpu_quant::gpu::gemm::{ActivationInput, QLinear, QuantizedWeights};
 use wgpu_quant::gpu::matmul_f32::{F32Linear, pad_rows_f32};
 use wgpu_quant::gpu::peak::{PeakKernel, PeakKind};
@@ -376,19 +376,16 @@ impl Bench {
         let packed = create(&ctx, "a int8", (m * words_per_row(k) * 4) as u64, usage)?;
         let rows = create(&ctx, "row params", (m * 8) as u64, usage)?;
         let y = create(&ctx, "y", (m * n * 4) as u64, usage)?;
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        f32_layer.encode(&ctx, &mut encoder, m, &a_pad, &y_f32)?;
-        encode_dynamic_quantize(
+        let dq = DynamicQuantizer::new(
             &ctx,
-            &mut encoder,
             DynamicScheme::SymmetricPerToken,
             DynamicGranularity::PerRow,
             m,
             k,
-            &a_raw,
-            &packed,
-            &rows,
         )?;
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        f32_layer.encode(&ctx, &mut encoder, m, &a_pad, &y_f32)?;
+        dq.encode(&ctx, &mut encoder, &a_raw, &packed, &rows)?;
         layer.encode(&ctx, &mut encoder, m, &packed, Some(&rows), &y)?;
         ctx.queue().submit([encoder.finish()]);
         let reference: Vec<f32> =
@@ -410,17 +407,7 @@ impl Bench {
                 weight_bytes: (n * words_per_row(k) * 4) as f64,
                 sqnr: Some(sqnr_db(&reference, &got)),
                 record: Box::new(|e| {
-                    encode_dynamic_quantize(
-                        &ctx3,
-                        e,
-                        DynamicScheme::SymmetricPerToken,
-                        DynamicGranularity::PerRow,
-                        m,
-                        k,
-                        &a_raw,
-                        &packed,
-                        &rows,
-                    )?;
+                    dq.encode(&ctx3, e, &a_raw, &packed, &rows)?;
                     layer.encode(&ctx3, e, m, &packed, Some(&rows), &y)
                 }),
             },

@@ -39,12 +39,152 @@ fn range(scheme: DynamicScheme) -> (i32, i32) {
     }
 }
 
+/// A dynamic quantizer prepared once for `rows × cols` activations: pipelines, uniforms and
+/// the range slots are built at construction; [`DynamicQuantizer::encode`] clears the slots
+/// inside the caller's encoder and records the three passes.
+#[derive(Debug)]
+pub struct DynamicQuantizer {
+    range: wgpu::ComputePipeline,
+    params: wgpu::ComputePipeline,
+    quantize: wgpu::ComputePipeline,
+    uniforms: wgpu::Buffer,
+    slots: wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+    groups: u32,
+    workgroups: (u32, u32),
+}
+
+impl DynamicQuantizer {
+    /// Prepares dynamic quantization of `rows × cols` f32 activations.
+    ///
+    /// # Errors
+    /// [`Error::EmptyDimension`] for rows without columns; [`Error::Unsupported`] above the
+    /// dispatch limits; GPU errors.
+    pub fn new(
+        ctx: &Context,
+        scheme: DynamicScheme,
+        granularity: DynamicGranularity,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self> {
+        if cols == 0 && rows > 0 {
+            return Err(Error::EmptyDimension {
+                what: "cols".into(),
+            });
+        }
+        let wpr = words_per_row(cols);
+        let words = (rows * wpr) as u64;
+        let to_u32 = |what: &str, v: usize| {
+            u32::try_from(v).map_err(|_| Error::Unsupported(format!("{what} = {v} exceeds u32")))
+        };
+        let (gx, gy, dispatch_width) = grid(ctx, words, 64)?;
+        let (qmin, qmax) = range(scheme);
+        let per_row = granularity == DynamicGranularity::PerRow;
+        let uniforms = DynamicUniforms {
+            rows: to_u32("rows", rows)?,
+            cols: to_u32("cols", cols)?,
+            words_per_row: to_u32("words per row", wpr)?,
+            per_row: u32::from(per_row),
+            qmin,
+            qmax,
+            dispatch_width,
+            pad: 0,
+        };
+        let symmetric = scheme == DynamicScheme::SymmetricPerToken;
+        let groups = if per_row { rows.max(1) } else { 1 };
+        Ok(DynamicQuantizer {
+            range: ctx.pipeline(PipelineKey::DynamicRange { symmetric })?,
+            params: ctx.pipeline(PipelineKey::DynamicParams { symmetric })?,
+            quantize: ctx.pipeline(PipelineKey::DynamicQuantize { symmetric })?,
+            uniforms: upload(
+                ctx,
+                "dynamic uniforms",
+                &[uniforms],
+                wgpu::BufferUsages::UNIFORM,
+            )?,
+            slots: create(
+                ctx,
+                "dynamic range slots",
+                groups as u64 * 16,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            )?,
+            rows,
+            cols,
+            groups: to_u32("groups", groups)?,
+            workgroups: (gx, gy),
+        })
+    }
+
+    /// Records the quantization of `input` (`rows × cols` f32) into `output` (packed storage
+    /// bytes, rows padded to whole words) and `row_params` (one [`RowParams`] per row: the
+    /// group's zero point and scale).
+    ///
+    /// # Errors
+    /// Buffer checks ([`check_storage`]); GPU errors.
+    pub fn encode(
+        &self,
+        ctx: &Context,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+        row_params: &wgpu::Buffer,
+    ) -> Result<()> {
+        let (rows, cols) = (self.rows, self.cols);
+        if rows == 0 {
+            return Ok(());
+        }
+        check_storage(ctx, "dynamic input", input, (rows * cols) as u64 * 4)?;
+        check_storage(
+            ctx,
+            "dynamic output",
+            output,
+            (rows * words_per_row(cols)) as u64 * 4,
+        )?;
+        check_storage(ctx, "row params", row_params, rows as u64 * 8)?;
+        // Cleared inside the caller's encoder, so it is ordered with the passes.
+        encoder.clear_buffer(&self.slots, 0, None);
+        let buffers = [&self.uniforms, input, &self.slots, output, row_params];
+        let range_group = bind_group(ctx, "dynamic_range", &self.range, &buffers[..3]);
+        // The params pass reads no input, so its layout has bindings 0 and 2 only.
+        let params_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("dynamic_params"),
+            layout: &self.params.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: self.uniforms.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: self.slots.as_entire_binding(),
+                },
+            ],
+        });
+        let quantize_group = bind_group(ctx, "dynamic_quantize", &self.quantize, &buffers);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("dynamic quantize"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.range);
+        pass.set_bind_group(0, &range_group, &[]);
+        pass.dispatch_workgroups(self.workgroups.0, self.workgroups.1, 1);
+        pass.set_pipeline(&self.params);
+        pass.set_bind_group(0, &params_group, &[]);
+        pass.dispatch_workgroups(self.groups.div_ceil(64), 1, 1);
+        pass.set_pipeline(&self.quantize);
+        pass.set_bind_group(0, &quantize_group, &[]);
+        pass.dispatch_workgroups(self.workgroups.0, self.workgroups.1, 1);
+        Ok(())
+    }
+}
+
 /// Records the dynamic quantization of `input` (`rows × cols` f32) into `output` (packed
-/// storage bytes, rows padded to whole words) and `row_params` (one [`RowParams`] per row:
-/// the group's zero point and scale).
+/// storage bytes, rows padded to whole words) and `row_params` (one [`RowParams`] per row).
+/// Builds a [`DynamicQuantizer`] each call; keep one for repeated use.
 ///
 /// # Errors
-/// [`Error::EmptyDimension`] for rows without columns; buffer checks; GPU errors.
+/// As [`DynamicQuantizer::new`] and [`DynamicQuantizer::encode`].
 #[allow(
     clippy::too_many_arguments,
     reason = "the caller's encoder and four buffers"
@@ -60,86 +200,8 @@ pub fn encode_dynamic_quantize(
     output: &wgpu::Buffer,
     row_params: &wgpu::Buffer,
 ) -> Result<()> {
-    if rows == 0 {
-        return Ok(());
-    }
-    if cols == 0 {
-        return Err(Error::EmptyDimension {
-            what: "cols".into(),
-        });
-    }
-    let wpr = words_per_row(cols);
-    let words = (rows * wpr) as u64;
-    check_storage(ctx, "dynamic input", input, (rows * cols) as u64 * 4)?;
-    check_storage(ctx, "dynamic output", output, words * 4)?;
-    check_storage(ctx, "row params", row_params, rows as u64 * 8)?;
-    let to_u32 = |what: &str, v: usize| {
-        u32::try_from(v).map_err(|_| Error::Unsupported(format!("{what} = {v} exceeds u32")))
-    };
-    let (gx, gy, dispatch_width) = grid(ctx, words, 64)?;
-    let (qmin, qmax) = range(scheme);
-    let per_row = granularity == DynamicGranularity::PerRow;
-    let uniforms = DynamicUniforms {
-        rows: to_u32("rows", rows)?,
-        cols: to_u32("cols", cols)?,
-        words_per_row: to_u32("words per row", wpr)?,
-        per_row: u32::from(per_row),
-        qmin,
-        qmax,
-        dispatch_width,
-        pad: 0,
-    };
-    let symmetric = scheme == DynamicScheme::SymmetricPerToken;
-    let range_pipeline = ctx.pipeline(PipelineKey::DynamicRange { symmetric })?;
-    let params_pipeline = ctx.pipeline(PipelineKey::DynamicParams { symmetric })?;
-    let quantize_pipeline = ctx.pipeline(PipelineKey::DynamicQuantize { symmetric })?;
-    let groups = if per_row { rows } else { 1 };
-    let slots = create(
-        ctx,
-        "dynamic range slots",
-        groups as u64 * 16,
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-    )?;
-    let uniform_buf = upload(
-        ctx,
-        "dynamic uniforms",
-        &[uniforms],
-        wgpu::BufferUsages::UNIFORM,
-    )?;
-    // Cleared inside the caller's encoder, so it is ordered with the two dispatches.
-    encoder.clear_buffer(&slots, 0, None);
-    let buffers = [&uniform_buf, input, &slots, output, row_params];
-    let range_group = bind_group(ctx, "dynamic_range", &range_pipeline, &buffers[..3]);
-    // The params pass reads no input, so its layout has bindings 0 and 2 only.
-    let params_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("dynamic_params"),
-        layout: &params_pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: uniform_buf.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: slots.as_entire_binding(),
-            },
-        ],
-    });
-    let quantize_group = bind_group(ctx, "dynamic_quantize", &quantize_pipeline, &buffers);
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some("dynamic quantize"),
-        timestamp_writes: None,
-    });
-    pass.set_pipeline(&range_pipeline);
-    pass.set_bind_group(0, &range_group, &[]);
-    pass.dispatch_workgroups(gx, gy, 1);
-    pass.set_pipeline(&params_pipeline);
-    pass.set_bind_group(0, &params_group, &[]);
-    pass.dispatch_workgroups((groups as u32).div_ceil(64), 1, 1);
-    pass.set_pipeline(&quantize_pipeline);
-    pass.set_bind_group(0, &quantize_group, &[]);
-    pass.dispatch_workgroups(gx, gy, 1);
-    Ok(())
+    DynamicQuantizer::new(ctx, scheme, granularity, rows, cols)?
+        .encode(ctx, encoder, input, output, row_params)
 }
 
 /// Dynamically quantizes on the GPU and reads back the bytes and the per-group params

@@ -292,3 +292,84 @@ pub fn dequantize_blocking(
     let bytes = read_blocking(ctx, &output, n * 4)?;
     Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes))
 }
+
+/// A static quantizer prepared once for a shape and params: the pipeline, uniforms and
+/// channel params are built at construction, so [`Quantizer::encode`] allocates only a bind
+/// group (the per-call functions above build everything each time).
+#[derive(Debug)]
+pub struct Quantizer {
+    pipeline: wgpu::ComputePipeline,
+    uniforms: wgpu::Buffer,
+    channels: wgpu::Buffer,
+    workgroups: (u32, u32),
+    input_bytes: u64,
+    output_bytes: u64,
+}
+
+impl Quantizer {
+    /// Prepares the quantization of `shape` tensors with `params` under `convention`.
+    ///
+    /// # Errors
+    /// As [`encode_quantize`].
+    pub fn new(
+        ctx: &Context,
+        convention: Convention,
+        params: &QuantParams,
+        shape: &[usize],
+    ) -> Result<Self> {
+        let (rows, cols) = rows_cols(shape)?;
+        let words = (rows * words_per_row(cols)) as u64;
+        let (uniforms, channels, (gx, gy)) =
+            uniforms_and_channels(ctx, convention, params, shape, words)?;
+        Ok(Quantizer {
+            pipeline: ctx.pipeline(PipelineKey::Quantize { convention })?,
+            uniforms: upload(
+                ctx,
+                "quantize uniforms",
+                &[uniforms],
+                wgpu::BufferUsages::UNIFORM,
+            )?,
+            channels: upload(
+                ctx,
+                "quantize channels",
+                &channels,
+                wgpu::BufferUsages::STORAGE,
+            )?,
+            workgroups: (gx, gy),
+            input_bytes: (rows * cols) as u64 * 4,
+            output_bytes: words * 4,
+        })
+    }
+
+    /// Records the quantization of `input` (f32) into `output` (packed storage bytes).
+    ///
+    /// # Errors
+    /// Buffer checks as [`check_storage`].
+    pub fn encode(
+        &self,
+        ctx: &Context,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<()> {
+        check_storage(ctx, "quantize input", input, self.input_bytes)?;
+        check_storage(ctx, "quantize output", output, self.output_bytes)?;
+        if self.output_bytes == 0 {
+            return Ok(());
+        }
+        let group = bind_group(
+            ctx,
+            "quantize",
+            &self.pipeline,
+            &[&self.uniforms, &self.channels, input, output],
+        );
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("quantize"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(self.workgroups.0, self.workgroups.1, 1);
+        Ok(())
+    }
+}
