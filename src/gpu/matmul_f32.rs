@@ -1,6 +1,9 @@
 //! The FP32 GEMM baseline on the GPU (`shaders/matmul_f32.wgsl`), held to the written bound
 //! of [`crate::reference::matmul_f32`]. It exists so the INT8 kernels have an honest peer.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{bind_group, check_storage, create, read_blocking, upload};
 use crate::gpu::context::Context;
@@ -56,7 +59,15 @@ pub struct F32Linear {
     chunks: Vec<Chunk>,
     pipeline: wgpu::ComputePipeline,
     gemv_pipeline: wgpu::ComputePipeline,
+    /// Prepared bind groups (and their uniforms) per `(M, input, output)`.
+    dispatch_cache: Arc<Mutex<HashMap<F32Key, PreparedF32>>>,
 }
+
+/// `(M, input, output)` of a call.
+type F32Key = (usize, wgpu::Buffer, wgpu::Buffer);
+
+/// One call's bind groups, each with its workgroups along N and the uniforms it binds.
+type PreparedF32 = Arc<Vec<(wgpu::BindGroup, u32, wgpu::Buffer)>>;
 
 impl F32Linear {
     /// Uploads `W[N, K]` (row-major) and an optional bias.
@@ -125,6 +136,7 @@ impl F32Linear {
             chunks,
             pipeline,
             gemv_pipeline,
+            dispatch_cache: Arc::default(),
         })
     }
 
@@ -163,40 +175,69 @@ impl F32Linear {
                 self.n
             )));
         }
-        let device = ctx.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let key = (m, input.clone(), output.clone());
+        let poisoned = || Error::Gpu("dispatch cache lock poisoned".into());
+        let cached = self
+            .dispatch_cache
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&key)
+            .cloned();
+        let groups = match cached {
+            Some(g) => g,
+            None => {
+                // Built once per (M, input, output), as QLinear does, so wall-clock timings
+                // compare the kernels rather than host-side allocations.
+                let device = ctx.device();
+                let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+                let mut prepared = Vec::with_capacity(self.chunks.len());
+                for chunk in &self.chunks {
+                    let uniforms = MatmulF32Uniforms {
+                        m: m as u32,
+                        n: (chunk.n1 - chunk.n0) as u32,
+                        k_vec4: (stride / 4) as u32,
+                        n_total: self.n as u32,
+                        col_offset: chunk.n0 as u32,
+                        pad: [0; 3],
+                    };
+                    let uniform_buf = upload(
+                        ctx,
+                        "f32 uniforms",
+                        &[uniforms],
+                        wgpu::BufferUsages::UNIFORM,
+                    )?;
+                    let group = bind_group(
+                        ctx,
+                        "matmul_f32",
+                        pipeline,
+                        &[&uniform_buf, input, &chunk.weights, &chunk.bias, output],
+                    );
+                    prepared.push((
+                        group,
+                        (chunk.n1 - chunk.n0).div_ceil(cols) as u32,
+                        uniform_buf,
+                    ));
+                }
+                if let Some(e) = pollster::block_on(scope.pop()) {
+                    return Err(Error::Gpu(format!("preparing matmul_f32: {e}")));
+                }
+                let prepared = Arc::new(prepared);
+                let mut cache = self.dispatch_cache.lock().map_err(|_| poisoned())?;
+                if cache.len() >= crate::gpu::gemm::DISPATCH_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, prepared.clone());
+                prepared
+            }
+        };
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("matmul_f32"),
             timestamp_writes: None,
         });
         pass.set_pipeline(pipeline);
-        for chunk in &self.chunks {
-            let uniforms = MatmulF32Uniforms {
-                m: m as u32,
-                n: (chunk.n1 - chunk.n0) as u32,
-                k_vec4: (stride / 4) as u32,
-                n_total: self.n as u32,
-                col_offset: chunk.n0 as u32,
-                pad: [0; 3],
-            };
-            let uniform_buf = upload(
-                ctx,
-                "f32 uniforms",
-                &[uniforms],
-                wgpu::BufferUsages::UNIFORM,
-            )?;
-            let group = bind_group(
-                ctx,
-                "matmul_f32",
-                pipeline,
-                &[&uniform_buf, input, &chunk.weights, &chunk.bias, output],
-            );
-            pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups((chunk.n1 - chunk.n0).div_ceil(cols) as u32, gy as u32, 1);
-        }
-        drop(pass);
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("encoding matmul_f32: {e}")));
+        for (group, gx, _) in groups.iter() {
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(*gx, gy as u32, 1);
         }
         Ok(())
     }
