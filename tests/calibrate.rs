@@ -430,3 +430,18 @@ proptest! {
         );
     }
 }
+
+/// Found by the `observers` fuzz target: onnxruntime's clip-to-data rule inverts the
+/// percentile range of a single tiny value; params still follow onnxruntime (range widened
+/// to include 0: scale 1.0, zero point 0).
+#[test]
+fn inverted_percentile_range_gives_onnxruntime_params() {
+    let mut obs = Observer::per_tensor(Percentile::onnxruntime_default());
+    obs.observe(&[6.4e-44], &[1]).unwrap();
+    let (lo, hi) = obs.ranges().unwrap()[0];
+    assert!(lo > hi, "[{lo}, {hi}]");
+    let p = obs
+        .params(Convention::Onnx, &Scheme::affine(QType::U8))
+        .unwrap();
+    assert_eq!((p.scale(0), p.zero_point(0)), (1.0, 0));
+}

@@ -81,7 +81,8 @@ pub fn quantize_value(
     }
 }
 
-/// Dequantizes one value: `f32(f32(q - zp) * s)`.
+/// Dequantizes one value: `f32(f32(q - zp) * s)`, one correctly rounded product (so with a
+/// scale near `f32::MAX / 255` the ends of the range overflow to ±Inf, as IEEE requires).
 pub fn dequantize_value(q: i32, scale: f32, zero_point: i32) -> f32 {
     (q - zero_point) as f32 * scale
 }

@@ -150,6 +150,12 @@ impl<E: RangeEstimator> Observer<E> {
 
     /// The ranges, one per channel (one for per-tensor).
     ///
+    /// As in onnxruntime, the percentile and entropy observers finish by clipping their
+    /// threshold to the observed data; for data within one histogram bin of zero that can
+    /// invert the range (`lo > hi`, e.g. `(6.4e-44, 0)` for a single tiny positive value).
+    /// [`Observer::params`] handles it as onnxruntime does: the range is widened to include 0
+    /// first, which every convention does anyway.
+    ///
     /// # Errors
     /// [`Error::EmptyInput`] when nothing has been observed.
     pub fn ranges(&self) -> Result<Vec<(f32, f32)>> {
@@ -166,7 +172,13 @@ impl<E: RangeEstimator> Observer<E> {
     /// # Errors
     /// As [`Observer::ranges`] and [`QuantParams::from_range`].
     pub fn params(&self, convention: Convention, scheme: &Scheme) -> Result<QuantParams> {
-        let ranges = self.ranges()?;
+        // Widen to include 0 first (each convention's own first step), so a range inverted by
+        // onnxruntime's clip-to-data rule gives onnxruntime's params instead of an error.
+        let ranges: Vec<(f32, f32)> = self
+            .ranges()?
+            .into_iter()
+            .map(|(lo, hi)| (lo.min(0.0), hi.max(0.0)))
+            .collect();
         match self.granularity {
             Granularity::PerTensor => {
                 QuantParams::from_range(convention, scheme, ranges[0].0, ranges[0].1)
