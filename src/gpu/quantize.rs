@@ -117,6 +117,7 @@ fn uniforms_and_channels(
 
 /// Records a quantize of `input` (f32, row-major `shape`) into `output` (packed storage
 /// bytes, rows of the last dimension padded to whole words) into the caller's encoder.
+/// Builds a [`Quantizer`] each call; keep one for repeated use.
 ///
 /// # Errors
 /// Shape and params errors ([`QuantParams::check_shape`]); [`Error::InvalidConfig`] for a
@@ -131,42 +132,7 @@ pub fn encode_quantize(
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
 ) -> Result<()> {
-    let (rows, cols) = rows_cols(shape)?;
-    let words = (rows * words_per_row(cols)) as u64;
-    let (uniforms, channels, (gx, gy)) =
-        uniforms_and_channels(ctx, convention, params, shape, words)?;
-    check_storage(ctx, "quantize input", input, (rows * cols) as u64 * 4)?;
-    check_storage(ctx, "quantize output", output, words * 4)?;
-    if words == 0 {
-        return Ok(());
-    }
-    let pipeline = ctx.pipeline(PipelineKey::Quantize { convention })?;
-    let uniform_buf = upload(
-        ctx,
-        "quantize uniforms",
-        &[uniforms],
-        wgpu::BufferUsages::UNIFORM,
-    )?;
-    let channel_buf = upload(
-        ctx,
-        "quantize channels",
-        &channels,
-        wgpu::BufferUsages::STORAGE,
-    )?;
-    let group = bind_group(
-        ctx,
-        "quantize",
-        &pipeline,
-        &[&uniform_buf, &channel_buf, input, output],
-    );
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some("quantize"),
-        timestamp_writes: None,
-    });
-    pass.set_pipeline(&pipeline);
-    pass.set_bind_group(0, &group, &[]);
-    pass.dispatch_workgroups(gx, gy, 1);
-    Ok(())
+    Quantizer::new(ctx, convention, params, shape)?.encode(ctx, encoder, input, output)
 }
 
 /// Records a dequantize of packed storage bytes `input` into f32 `output`.
