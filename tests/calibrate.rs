@@ -445,3 +445,21 @@ fn inverted_percentile_range_gives_onnxruntime_params() {
         .unwrap();
     assert_eq!((p.scale(0), p.zero_point(0)), (1.0, 0));
 }
+
+/// Found by the `observers` fuzz target: onnxruntime's histogram grows without bound when a
+/// first batch spans a tiny range and a later one a huge value (it would ask numpy for
+/// ~10^38 edges). Here that is a typed error, and the observer keeps its earlier state.
+#[test]
+fn unbounded_histogram_growth_is_refused() {
+    let mut pct = Observer::per_tensor(Percentile::onnxruntime_default());
+    pct.observe(&[1.0, 1.000_000_1], &[2]).unwrap();
+    assert!(matches!(pct.observe(&[1e30], &[1]), Err(Error::Unsupported(m)) if m.contains("bins")));
+    assert!(pct.ranges().is_ok());
+    let mut ent = Observer::per_tensor(Entropy::tensorrt_default());
+    ent.observe(&[1e-30], &[1]).unwrap();
+    assert!(matches!(
+        ent.observe(&[1e30], &[1]),
+        Err(Error::Unsupported(_))
+    ));
+    assert!(ent.ranges().is_ok());
+}

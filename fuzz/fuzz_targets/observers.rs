@@ -19,6 +19,8 @@ fn check<E: RangeEstimator>(estimator: E, batches: &[Vec<f32>], clips: bool) {
             Err(Error::EmptyInput { .. } | Error::NonFiniteInput { .. }) => {
                 assert!(b.is_empty() || b.iter().any(|v| !v.is_finite()));
             }
+            // onnxruntime's histogram growth is capped (MAX_HISTOGRAM_BINS).
+            Err(Error::Unsupported(m)) if m.contains("bins") => {}
             Err(e) => panic!("unexpected error {e}"),
         }
     }

@@ -153,8 +153,7 @@ pub fn entropy_threshold(h: &OrtHistogram, quantized_bins: usize) -> (f32, f32) 
 
 impl RangeEstimator for Entropy {
     fn update(&mut self, values: &[f32]) -> Result<()> {
-        OrtHistogram::collect_value(&mut self.histogram, values, self.bins);
-        Ok(())
+        OrtHistogram::collect_value(&mut self.histogram, values, self.bins)
     }
 
     fn range(&self) -> Result<(f32, f32)> {

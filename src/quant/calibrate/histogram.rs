@@ -15,6 +15,18 @@
 //! `histogram` computes after its edge corrections. Values outside the edges are dropped.
 
 use super::min_max;
+use crate::error::{Error, Result};
+
+/// The most bins a histogram may grow to (4 Mi bins: 48 MiB of counts and edges). onnxruntime
+/// grows without bound: a first batch spanning a tiny range followed by a huge value would ask
+/// `np.arange` for ~10^38 edges. Here that is a typed error instead.
+pub const MAX_HISTOGRAM_BINS: usize = 1 << 22;
+
+fn too_many_bins(bins: f64) -> Error {
+    Error::Unsupported(format!(
+        "the histogram would grow to {bins:e} bins (at most {MAX_HISTOGRAM_BINS}): the first batch spans a far smaller range than a later one; calibrate with a representative first batch or more bins"
+    ))
+}
 
 /// A histogram with its f32 edges and the data range seen.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +104,14 @@ fn floor_divide_f32(a: f32, b: f32) -> f32 {
 
 impl OrtHistogram {
     /// `collect_value`: folds one batch into `state` (created on the first batch).
-    pub fn collect_value(state: &mut Option<OrtHistogram>, values: &[f32], bins: usize) {
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`].
+    pub fn collect_value(
+        state: &mut Option<OrtHistogram>,
+        values: &[f32],
+        bins: usize,
+    ) -> Result<()> {
         let (lo, hi) = min_max(values);
         let th = lo.abs().max(hi.abs());
         let Some(old) = state.take() else {
@@ -104,7 +123,7 @@ impl OrtHistogram {
                 max: hi,
                 threshold: th,
             });
-            return;
+            return Ok(());
         };
         let (min, max) = (old.min.min(lo), old.max.max(hi));
         if th <= old.threshold {
@@ -133,7 +152,14 @@ impl OrtHistogram {
         } else {
             let old_bins = old.counts.len();
             let old_stride = 2.0 * old.threshold / old_bins as f32;
-            let half = (floor_divide_f32(th - old.threshold, old_stride) + 1.0) as usize;
+            let half_f = floor_divide_f32(th - old.threshold, old_stride) + 1.0;
+            let new_bins_f = old_bins as f64 + 2.0 * f64::from(half_f);
+            // Also refuses NaN or infinite counts.
+            if new_bins_f.is_nan() || new_bins_f > MAX_HISTOGRAM_BINS as f64 {
+                *state = Some(old);
+                return Err(too_many_bins(new_bins_f));
+            }
+            let half = half_f as usize;
             let new_bins = old_bins + 2 * half;
             let new_threshold = half as f32 * old_stride + old.threshold;
             let (mut counts, edges) =
@@ -150,10 +176,18 @@ impl OrtHistogram {
                 threshold: new_threshold,
             });
         }
+        Ok(())
     }
 
     /// `collect_absolute_value`: folds one batch of `|x|` into `state`.
-    pub fn collect_absolute_value(state: &mut Option<OrtHistogram>, values: &[f32], bins: usize) {
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`].
+    pub fn collect_absolute_value(
+        state: &mut Option<OrtHistogram>,
+        values: &[f32],
+        bins: usize,
+    ) -> Result<()> {
         let (lo, hi) = min_max(values);
         let abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
         let (alo, ahi) = min_max(&abs);
@@ -166,7 +200,7 @@ impl OrtHistogram {
                 max: hi,
                 threshold: 0.0,
             });
-            return;
+            return Ok(());
         };
         let mut edges = old.edges.clone();
         let last = edges[edges.len() - 1];
@@ -175,7 +209,13 @@ impl OrtHistogram {
             let width = edges[1] - edges[0];
             let start = last + width;
             let stop = ahi + width;
-            let len = ((stop - start) / width).ceil().max(0.0) as usize;
+            let len_f = ((stop - start) / width).ceil().max(0.0);
+            let grown = f64::from(len_f) + edges.len() as f64;
+            if grown.is_nan() || grown > MAX_HISTOGRAM_BINS as f64 {
+                *state = Some(old);
+                return Err(too_many_bins(grown));
+            }
+            let len = len_f as usize;
             if len > 0 {
                 let delta = (start + width) - start;
                 edges.push(start);
@@ -197,6 +237,7 @@ impl OrtHistogram {
             max: old.max.max(hi),
             threshold: 0.0,
         });
+        Ok(())
     }
 
     /// Clips a candidate range to the observed data range, as onnxruntime finishes.

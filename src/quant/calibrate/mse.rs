@@ -57,8 +57,7 @@ impl Mse {
 
 impl RangeEstimator for Mse {
     fn update(&mut self, values: &[f32]) -> Result<()> {
-        OrtHistogram::collect_absolute_value(&mut self.histogram, values, self.bins);
-        Ok(())
+        OrtHistogram::collect_absolute_value(&mut self.histogram, values, self.bins)
     }
 
     fn range(&self) -> Result<(f32, f32)> {

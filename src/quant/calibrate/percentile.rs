@@ -66,11 +66,10 @@ fn searchsorted_left(cdf: &[f64], v: f64) -> usize {
 impl RangeEstimator for Percentile {
     fn update(&mut self, values: &[f32]) -> Result<()> {
         if self.symmetric {
-            OrtHistogram::collect_absolute_value(&mut self.histogram, values, self.bins);
+            OrtHistogram::collect_absolute_value(&mut self.histogram, values, self.bins)
         } else {
-            OrtHistogram::collect_value(&mut self.histogram, values, self.bins);
+            OrtHistogram::collect_value(&mut self.histogram, values, self.bins)
         }
-        Ok(())
     }
 
     fn range(&self) -> Result<(f32, f32)> {
