@@ -20,7 +20,7 @@ mod mse;
 mod percentile;
 
 pub use entropy::Entropy;
-pub use histogram::OrtHistogram;
+pub use histogram::{MAX_HISTOGRAM_BINS, OrtHistogram};
 pub use histogram_l2::HistogramL2;
 pub use minmax::{MinMax, MovingAverageMinMax};
 pub use mse::Mse;
