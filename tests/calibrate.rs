@@ -463,3 +463,16 @@ fn unbounded_histogram_growth_is_refused() {
     ));
     assert!(ent.ranges().is_ok());
 }
+
+/// Found by the `observers` fuzz target: values near ±1.7e38 make the histogram's width
+/// overflow f32 (numpy refuses such a range too); a typed error, never an infinite range.
+#[test]
+fn histogram_wider_than_f32_is_refused() {
+    let mut ent = Observer::per_tensor(Entropy::tensorrt_default());
+    ent.observe(&[-1.7147e38], &[1]).unwrap(); // width 3.43e38 still fits f32
+    assert!(matches!(
+        ent.observe(&[-1.728e38], &[1]),
+        Err(Error::Unsupported(_))
+    ));
+    assert_eq!(ent.ranges().unwrap().len(), 1);
+}

@@ -19,8 +19,8 @@ fn check<E: RangeEstimator>(estimator: E, batches: &[Vec<f32>], clips: bool) {
             Err(Error::EmptyInput { .. } | Error::NonFiniteInput { .. }) => {
                 assert!(b.is_empty() || b.iter().any(|v| !v.is_finite()));
             }
-            // onnxruntime's histogram growth is capped (MAX_HISTOGRAM_BINS).
-            Err(Error::Unsupported(m)) if m.contains("bins") => {}
+            // Histograms refuse growth past MAX_HISTOGRAM_BINS and widths beyond f32.
+            Err(Error::Unsupported(m)) if m.contains("bins") || m.contains("wider than f32") => {}
             Err(e) => panic!("unexpected error {e}"),
         }
     }
@@ -44,6 +44,8 @@ fn check<E: RangeEstimator>(estimator: E, batches: &[Vec<f32>], clips: bool) {
                     let amax = lo.abs().max(hi.abs());
                     assert!(amax > 1e30 || amax < 1e-30, "[{lo}, {hi}] {convention:?}");
                 }
+                // onnxruntime's f32 mean of per-batch extremes can overflow to ±Inf.
+                Err(Error::NonFiniteInput { .. }) if !(lo.is_finite() && hi.is_finite()) => {}
                 Err(e) => panic!("[{lo}, {hi}] {convention:?}: {e}"),
             }
         }

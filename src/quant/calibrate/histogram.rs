@@ -73,17 +73,24 @@ pub fn bin_values(counts: &mut [u64], edges: &[f32], values: impl Iterator<Item 
     }
 }
 
-fn histogram_over(values: &[f32], bins: usize, lo: f32, hi: f32) -> (Vec<u64>, Vec<f32>) {
+fn histogram_over(values: &[f32], bins: usize, lo: f32, hi: f32) -> Result<(Vec<u64>, Vec<f32>)> {
     // numpy widens an empty range by 0.5 each side.
     let (lo, hi) = if lo == hi {
         (lo - 0.5, hi + 0.5)
     } else {
         (lo, hi)
     };
+    // A width beyond f32 (e.g. ±1.7e38) makes every edge infinite; numpy refuses such a
+    // range too ("range parameter must be finite").
+    if !(hi - lo).is_finite() {
+        return Err(Error::Unsupported(format!(
+            "histogram range [{lo:e}, {hi:e}] is wider than f32 can represent"
+        )));
+    }
     let edges = linspace_f32(lo, hi, bins);
     let mut counts = vec![0u64; bins];
     bin_values(&mut counts, &edges, values.iter().copied());
-    (counts, edges)
+    Ok((counts, edges))
 }
 
 /// numpy's float32 floor division (`npy_divmodf`).
@@ -116,7 +123,7 @@ impl OrtHistogram {
         let (lo, hi) = min_max(values);
         let th = lo.abs().max(hi.abs());
         let Some(old) = state.take() else {
-            let (counts, edges) = histogram_over(values, bins, -th, th);
+            let (counts, edges) = histogram_over(values, bins, -th, th)?;
             *state = Some(OrtHistogram {
                 counts,
                 edges,
@@ -129,7 +136,13 @@ impl OrtHistogram {
         let (min, max) = (old.min.min(lo), old.max.max(hi));
         if th <= old.threshold {
             let (counts, _) =
-                histogram_over(values, old.counts.len(), -old.threshold, old.threshold);
+                match histogram_over(values, old.counts.len(), -old.threshold, old.threshold) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        *state = Some(old);
+                        return Err(e);
+                    }
+                };
             let counts = counts.iter().zip(&old.counts).map(|(a, b)| a + b).collect();
             *state = Some(OrtHistogram {
                 counts,
@@ -138,7 +151,13 @@ impl OrtHistogram {
                 ..old
             });
         } else if old.threshold == 0.0 {
-            let (mut counts, edges) = histogram_over(values, old.counts.len(), -th, th);
+            let (mut counts, edges) = match histogram_over(values, old.counts.len(), -th, th) {
+                Ok(h) => h,
+                Err(e) => {
+                    *state = Some(old);
+                    return Err(e);
+                }
+            };
             counts
                 .iter_mut()
                 .zip(&old.counts)
@@ -164,7 +183,13 @@ impl OrtHistogram {
             let new_bins = old_bins + 2 * half;
             let new_threshold = half as f32 * old_stride + old.threshold;
             let (mut counts, edges) =
-                histogram_over(values, new_bins, -new_threshold, new_threshold);
+                match histogram_over(values, new_bins, -new_threshold, new_threshold) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        *state = Some(old);
+                        return Err(e);
+                    }
+                };
             counts[half..new_bins - half]
                 .iter_mut()
                 .zip(&old.counts)
@@ -193,7 +218,7 @@ impl OrtHistogram {
         let abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
         let (alo, ahi) = min_max(&abs);
         let Some(old) = state.take() else {
-            let (counts, edges) = histogram_over(&abs, bins, alo, ahi);
+            let (counts, edges) = histogram_over(&abs, bins, alo, ahi)?;
             *state = Some(OrtHistogram {
                 counts,
                 edges,
