@@ -26,8 +26,17 @@ pub fn round_half_to_even(v: f32) -> f32 {
 }
 
 /// Round half away from zero, exactly (`std::round`, `TfLiteRound`).
+/// The same operations as the shader's `round_half_away_from_zero`: `trunc(v)` plus one step
+/// away from zero when the (exact) fraction is at least a half.
 pub fn round_half_away_from_zero(v: f32) -> f32 {
-    v.round()
+    let whole = v.trunc();
+    let fraction = v - whole;
+    whole
+        + if fraction.abs() >= 0.5 {
+            v.signum()
+        } else {
+            0.0
+        }
 }
 
 /// The value `x ⊘ s` is scaled by before rounding: `1 / s` for the reciprocal convention.

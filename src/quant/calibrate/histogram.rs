@@ -111,10 +111,12 @@ fn floor_divide_f32(a: f32, b: f32) -> f32 {
 }
 
 impl OrtHistogram {
-    /// `collect_value`: folds one batch into `state` (created on the first batch).
+    /// `collect_value`: folds one batch into `state` (created on the first batch). On error
+    /// `state` is unchanged.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`].
+    /// [`Error::Unsupported`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`] or its
+    /// range is wider than f32.
     pub fn collect_value(
         state: &mut Option<OrtHistogram>,
         values: &[f32],
@@ -122,93 +124,79 @@ impl OrtHistogram {
     ) -> Result<()> {
         let (lo, hi) = min_max(values);
         let th = lo.abs().max(hi.abs());
-        let Some(old) = state.take() else {
-            let (counts, edges) = histogram_over(values, bins, -th, th)?;
-            *state = Some(OrtHistogram {
-                counts,
-                edges,
-                min: lo,
-                max: hi,
-                threshold: th,
-            });
-            return Ok(());
-        };
-        let (min, max) = (old.min.min(lo), old.max.max(hi));
-        if th <= old.threshold {
-            let (counts, _) =
-                match histogram_over(values, old.counts.len(), -old.threshold, old.threshold) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        *state = Some(old);
-                        return Err(e);
-                    }
-                };
-            let counts = counts.iter().zip(&old.counts).map(|(a, b)| a + b).collect();
-            *state = Some(OrtHistogram {
-                counts,
-                min,
-                max,
-                ..old
-            });
-        } else if old.threshold == 0.0 {
-            let (mut counts, edges) = match histogram_over(values, old.counts.len(), -th, th) {
-                Ok(h) => h,
-                Err(e) => {
-                    *state = Some(old);
-                    return Err(e);
+        let next = match state.as_ref() {
+            None => {
+                let (counts, edges) = histogram_over(values, bins, -th, th)?;
+                OrtHistogram {
+                    counts,
+                    edges,
+                    min: lo,
+                    max: hi,
+                    threshold: th,
                 }
-            };
-            counts
-                .iter_mut()
-                .zip(&old.counts)
-                .for_each(|(a, b)| *a += b);
-            *state = Some(OrtHistogram {
-                counts,
-                edges,
-                min,
-                max,
-                threshold: th,
-            });
+            }
+            Some(old) => Self::merge_value(old, values, lo, hi, th)?,
+        };
+        *state = Some(next);
+        Ok(())
+    }
+
+    /// onnxruntime `merge_histogram`: the old histogram and one batch as a new histogram.
+    fn merge_value(
+        old: &OrtHistogram,
+        values: &[f32],
+        lo: f32,
+        hi: f32,
+        th: f32,
+    ) -> Result<OrtHistogram> {
+        let (min, max) = (old.min.min(lo), old.max.max(hi));
+        let old_bins = old.counts.len();
+        // (bins, threshold, offset of the old counts in the new histogram)
+        let (bins, threshold, offset) = if th <= old.threshold {
+            (old_bins, old.threshold, 0)
+        } else if old.threshold == 0.0 {
+            (old_bins, th, 0)
         } else {
-            let old_bins = old.counts.len();
             let old_stride = 2.0 * old.threshold / old_bins as f32;
             let half_f = floor_divide_f32(th - old.threshold, old_stride) + 1.0;
             let new_bins_f = old_bins as f64 + 2.0 * f64::from(half_f);
             // Also refuses NaN or infinite counts.
             if new_bins_f.is_nan() || new_bins_f > MAX_HISTOGRAM_BINS as f64 {
-                *state = Some(old);
                 return Err(too_many_bins(new_bins_f));
             }
             let half = half_f as usize;
-            let new_bins = old_bins + 2 * half;
-            let new_threshold = half as f32 * old_stride + old.threshold;
-            let (mut counts, edges) =
-                match histogram_over(values, new_bins, -new_threshold, new_threshold) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        *state = Some(old);
-                        return Err(e);
-                    }
-                };
-            counts[half..new_bins - half]
-                .iter_mut()
-                .zip(&old.counts)
-                .for_each(|(a, b)| *a += b);
-            *state = Some(OrtHistogram {
-                counts,
-                edges,
-                min,
-                max,
-                threshold: new_threshold,
-            });
-        }
-        Ok(())
+            (
+                old_bins + 2 * half,
+                half as f32 * old_stride + old.threshold,
+                half,
+            )
+        };
+        let (mut counts, edges) = histogram_over(values, bins, -threshold, threshold)?;
+        counts[offset..offset + old_bins]
+            .iter_mut()
+            .zip(&old.counts)
+            .for_each(|(a, b)| *a += b);
+        // onnxruntime keeps the old edges when the threshold did not grow.
+        let edges = if th <= old.threshold {
+            old.edges.clone()
+        } else {
+            edges
+        };
+        Ok(OrtHistogram {
+            counts,
+            edges,
+            min,
+            max,
+            threshold,
+        })
     }
 
-    /// `collect_absolute_value`: folds one batch of `|x|` into `state`.
+    /// `collect_absolute_value`: folds one batch of `|x|` into `state`. On error `state` is
+    /// unchanged.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`].
+    /// [`Error::Unsupported`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`] or its
+    /// range is wider than f32.
     pub fn collect_absolute_value(
         state: &mut Option<OrtHistogram>,
         values: &[f32],
@@ -217,7 +205,7 @@ impl OrtHistogram {
         let (lo, hi) = min_max(values);
         let abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
         let (alo, ahi) = min_max(&abs);
-        let Some(old) = state.take() else {
+        let Some(old) = state.as_ref() else {
             let (counts, edges) = histogram_over(&abs, bins, alo, ahi)?;
             *state = Some(OrtHistogram {
                 counts,
@@ -238,7 +226,6 @@ impl OrtHistogram {
             let len_f = ((stop - start) / width).ceil().max(0.0);
             let grown = f64::from(len_f) + edges.len() as f64;
             if grown.is_nan() || grown > MAX_HISTOGRAM_BINS as f64 {
-                *state = Some(old);
                 return Err(too_many_bins(grown));
             }
             let len = len_f as usize;
@@ -256,13 +243,14 @@ impl OrtHistogram {
             .iter_mut()
             .zip(&old.counts)
             .for_each(|(a, b)| *a += b);
-        *state = Some(OrtHistogram {
+        let next = OrtHistogram {
             counts,
             edges,
             min: old.min.min(lo),
             max: old.max.max(hi),
             threshold: 0.0,
-        });
+        };
+        *state = Some(next);
         Ok(())
     }
 
