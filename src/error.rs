@@ -151,6 +151,64 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A tensor is not in a safetensors file.
+    #[error("tensor {name:?} not found; the file holds {}", few_names(.available))]
+    MissingTensor {
+        /// The requested name.
+        name: String,
+        /// Every name the file holds, sorted.
+        available: Vec<String>,
+    },
+    /// A tensor in a safetensors file has a dtype the caller cannot read it as.
+    #[error("tensor {name:?} has dtype {found}, expected {expected}")]
+    WrongDtype {
+        /// The tensor's name.
+        name: String,
+        /// The dtype in the file, as the format spells it (for example `F16`).
+        found: String,
+        /// The dtype or dtypes accepted (for example `F32, F16 or BF16`).
+        expected: String,
+    },
+    /// A tensor in a safetensors file has a different shape than the caller expects.
+    #[error("tensor {name:?} has shape {found:?}, expected {expected:?}")]
+    WrongShape {
+        /// The tensor's name.
+        name: String,
+        /// The shape the caller asked for.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+    /// Bytes that are not a valid safetensors file (truncated, corrupt header, bad offsets), or
+    /// tensors that cannot be serialized.
+    #[error("invalid safetensors data: {0}")]
+    Format(String),
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+}
+
+/// Formats up to eight names for a message, then how many more there are.
+fn few_names(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    if names.is_empty() {
+        return "no tensors".to_string();
+    }
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    out
 }
 
 /// Rejects a scale that is not a positive, finite, normal f32.

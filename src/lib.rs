@@ -19,6 +19,7 @@
 
 pub mod error;
 pub mod gpu;
+pub mod io;
 pub mod quant;
 pub mod reference;
 

@@ -15,6 +15,7 @@ mod gpu_gemm;
 mod gpu_matmul_f32;
 mod gpu_quantize;
 mod gpu_smoke;
+mod io;
 mod matmul_f32;
 mod onnx_conformance;
 #[allow(
