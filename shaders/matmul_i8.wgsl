@@ -9,13 +9,18 @@
 // cancels in the row sums); W is stored in the I8 domain at upload, padded with zeros.
 //
 // Specialised by host-injected constants:
-//   EPILOGUE: 0 I32, 1 DequantF32, 2 DequantF16, 3 RequantFloat, 4 fixed single, 5 fixed double
+//   EPILOGUE: 0 I32, 1 DequantF32, 2 DequantF16, 3 RequantFloat, 4 fixed single, 5 fixed double,
+//     6 DequantRequant (the DequantF32 value, then common/quantize `quantize_value`)
 //   A_IS_U8, DYNAMIC_ROWS (row scale x channel scale), PER_ROW_ZERO_POINT, HAS_FLOAT_BIAS
+//   FLOAT_CLAMP: the activation of epilogues 1 and 2, as an f32 clamp whose bounds arrive as
+//     f32 bits in uniforms.clamp_min / clamp_max
+//   SCALE_OP, ROUND_MODE, NAN_TO_QMIN: the quantizer's convention (epilogue 6)
 //   ROW_SUMS: accumulate Σa per row (needed only when a weight zero point is not 0 in the
 //   I8 domain; symmetric weights skip it)
 //   VEC4: 16-byte loads (`loads` maps to loads/vec4), when rows are whole vec4s
 #import common/wide
 #import common/pack
+#import common/quantize
 #import loads
 
 // Twin: src/gpu/gemm.rs `MatmulUniforms`.
@@ -25,6 +30,7 @@ struct MatmulUniforms {
     k: u32,
     k_words: u32,
     out_zero_point: i32,
+    // Integer clamp range; for epilogues 1 and 2 with FLOAT_CLAMP, the f32 bounds' bits.
     clamp_min: i32,
     clamp_max: i32,
     a_pad_correction: i32,
@@ -37,9 +43,10 @@ struct MatmulUniforms {
     a_word_offset: u32,
     out_word_offset: u32,
     row_offset: u32,
+    // Epilogue 6: the output scale's bits and f32(1 / scale) (reciprocal convention).
+    out_scale_bits: u32,
+    out_inv_scale: f32,
     pad0: u32,
-    pad1: u32,
-    pad2: u32,
 }
 
 // Twin: src/gpu/gemm.rs `ChannelParams`.
@@ -87,6 +94,34 @@ fn dequant_value(acc: i32, r: u32, ch: ChannelParams) -> f32 {
         v = v + ch.float_bias;
     }
     return v;
+}
+
+// The activation of a float output: v < lo ? lo : v, then v > hi ? hi : v (selects, never
+// float min/max/clamp). Twin: src/reference/gemm.rs `float_clamp`.
+fn float_activation(v: f32) -> f32 {
+    if FLOAT_CLAMP {
+        let lo = bitcast<f32>(uniforms.clamp_min);
+        let hi = bitcast<f32>(uniforms.clamp_max);
+        var clamped = select(v, lo, v < lo);
+        clamped = select(clamped, hi, clamped > hi);
+        return clamped;
+    }
+    return v;
+}
+
+// Epilogue 6: the dequantized f32 value quantized with per-tensor output params under the
+// convention (exact division or reciprocal multiply, clamp in float, round, + zp).
+// Twin: src/reference/gemm.rs `dequant_requant_value`.
+fn dequant_requant_value(acc: i32, r: u32, ch: ChannelParams) -> i32 {
+    let v = dequant_value(acc, r, ch);
+    return quantize_value(
+        bitcast<u32>(v),
+        uniforms.out_scale_bits,
+        uniforms.out_inv_scale,
+        uniforms.out_zero_point,
+        uniforms.clamp_min,
+        uniforms.clamp_max,
+    );
 }
 
 // The requantized output value (before the storage byte): float or fixed point.
@@ -279,10 +314,12 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
             if EPILOGUE == 0u {
                 out[flat] = bitcast<u32>(total);
             } else if EPILOGUE == 1u {
-                out[flat] = bitcast<u32>(dequant_value(total, r, ch));
+                out[flat] = bitcast<u32>(float_activation(dequant_value(total, r, ch)));
             } else if EPILOGUE == 2u {
-                let h = f32_to_f16_bits(bitcast<u32>(dequant_value(total, r, ch)));
+                let h = f32_to_f16_bits(bitcast<u32>(float_activation(dequant_value(total, r, ch))));
                 half_pair[j / 2u] |= h << (16u * (j % 2u));
+            } else if EPILOGUE == 6u {
+                packed |= storage_byte(dequant_requant_value(total, r, ch)) << (8u * j);
             } else {
                 packed |= storage_byte(requant_value(total, ch)) << (8u * j);
             }

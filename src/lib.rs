@@ -30,7 +30,9 @@ pub use error::{Error, Result};
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 pub use quant::convention::Convention;
-pub use quant::epilogue::{Activation, Dequant, DequantScales, Epilogue, Requant, RequantScaling};
+pub use quant::epilogue::{
+    Activation, Dequant, DequantRequant, DequantScales, Epilogue, Requant, RequantScaling,
+};
 pub use quant::fixed_point::{FixedPointRounding, QuantizedMultiplier};
 pub use quant::params::{QuantParams, Scheme};
 pub use quant::qtype::{QRange, QType};

@@ -353,6 +353,7 @@ fn gpu_bad_inputs() {
             channel_scales: vec![0.1],
         },
         bias: None,
+        activation: Activation::None,
     });
     assert!(matches!(
         QLinear::new(ctx, w, st, None, dynamic),

@@ -4,15 +4,17 @@
 use half::f16;
 use proptest::prelude::*;
 use wgpu_quant::quant::fixed_point::multiply_by_quantized_multiplier;
+use wgpu_quant::quant::scalar::quantize_value;
 use wgpu_quant::reference::bounds::{accumulator_range, max_depth};
 use wgpu_quant::reference::gemm::{
-    GemmInputs, GemmOutput, QMatrix, dequant_f32_fused_alternative, matmul_i8,
-    matmul_i8_accumulators, scale_then_bias_candidates,
+    GemmInputs, GemmOutput, QMatrix, dequant_f32_fused_alternative, dequant_requant_value,
+    float_clamp, matmul_i8, matmul_i8_accumulators, matmul_i8_fused_alternative,
+    scale_then_bias_candidates,
 };
 use wgpu_quant::reference::quantize::from_storage_byte;
 use wgpu_quant::{
-    Activation, Convention, Dequant, DequantScales, Epilogue, Error, FixedPointRounding, QType,
-    QuantParams, Requant, RequantScaling,
+    Activation, Convention, Dequant, DequantRequant, DequantScales, Epilogue, Error,
+    FixedPointRounding, QType, QuantParams, Requant, RequantScaling,
 };
 
 use crate::common::Rng;
@@ -416,6 +418,7 @@ fn dequant_f32_static_dynamic_bias_and_f16() {
             channel_scales: w.scales().to_vec(),
         },
         bias: None,
+        activation: Activation::None,
     };
     let GemmOutput::F32(y) = matmul_i8(&p.inputs(), &Epilogue::DequantF32(d)).unwrap() else {
         panic!()
@@ -433,6 +436,7 @@ fn dequant_f32_static_dynamic_bias_and_f16() {
             channel_scales: w.scales().to_vec(),
         },
         bias: None,
+        activation: Activation::None,
     };
     assert!(matches!(
         matmul_i8(&p.inputs(), &Epilogue::DequantF32(d)),
@@ -500,4 +504,433 @@ fn mismatched_specs_are_rejected() {
         Activation::Clamp { lo: 1.0, hi: -1.0 }.quantized_range(Convention::Onnx, &out),
         Err(Error::InvalidConfig { .. })
     ));
+}
+
+/// The float range of each activation on a float output.
+#[test]
+fn float_ranges_of_activations() {
+    assert_eq!(Activation::None.float_range().unwrap(), None);
+    assert_eq!(
+        Activation::Relu.float_range().unwrap(),
+        Some((0.0, f32::INFINITY))
+    );
+    assert_eq!(Activation::Relu6.float_range().unwrap(), Some((0.0, 6.0)));
+    assert_eq!(
+        Activation::ReluN1To1.float_range().unwrap(),
+        Some((-1.0, 1.0))
+    );
+    assert_eq!(
+        Activation::Clamp { lo: -2.5, hi: 0.5 }
+            .float_range()
+            .unwrap(),
+        Some((-2.5, 0.5))
+    );
+    for bad in [
+        Activation::Clamp { lo: 1.0, hi: -1.0 },
+        Activation::Clamp {
+            lo: f32::NEG_INFINITY,
+            hi: 0.0,
+        },
+        Activation::Clamp {
+            lo: 0.0,
+            hi: f32::NAN,
+        },
+        Activation::ClampQuantized { lo: 0, hi: 10 },
+    ] {
+        assert!(
+            matches!(bad.float_range(), Err(Error::InvalidConfig { .. })),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(float_clamp(-3.0, Some((0.0, 6.0))), 0.0);
+    assert_eq!(float_clamp(7.0, Some((0.0, 6.0))), 6.0);
+    assert_eq!(float_clamp(f32::INFINITY, Some((0.0, 6.0))), 6.0);
+    assert_eq!(
+        float_clamp(f32::INFINITY, Some((0.0, f32::INFINITY))),
+        f32::INFINITY
+    );
+    assert_eq!(float_clamp(-7.0, None), -7.0);
+}
+
+/// Random operands with per-tensor or per-row activation zero points, i8 or u8.
+struct Operands {
+    m: usize,
+    n: usize,
+    k: usize,
+    at: QType,
+    a: Vec<u8>,
+    w: Vec<u8>,
+    za: Vec<i32>,
+    zw: Vec<i32>,
+    bias: Vec<i32>,
+}
+
+impl Operands {
+    fn random(seed: u64, (m, n, k): (usize, usize, usize), at: QType, per_row: bool) -> Self {
+        let mut rng = Rng::new(seed);
+        let (lo, hi) = at.storage_range();
+        Operands {
+            m,
+            n,
+            k,
+            at,
+            a: rng.bytes(m * k),
+            w: rng.bytes(n * k),
+            za: (0..if per_row { m } else { 1 })
+                .map(|_| rng.int(lo, hi))
+                .collect(),
+            zw: (0..n).map(|_| rng.int(-20, 20)).collect(),
+            bias: (0..n).map(|_| rng.int(-3000, 3000)).collect(),
+        }
+    }
+    fn inputs(&self) -> GemmInputs<'_> {
+        GemmInputs {
+            a: QMatrix {
+                data: &self.a,
+                qtype: self.at,
+                rows: self.m,
+                cols: self.k,
+            },
+            a_zero_points: &self.za,
+            w: QMatrix {
+                data: &self.w,
+                qtype: QType::I8,
+                rows: self.n,
+                cols: self.k,
+            },
+            w_zero_points: &self.zw,
+            bias: &self.bias,
+        }
+    }
+}
+
+/// Static (`s_acc`) or dynamic (`s_a[m] * s_w[n]`) dequantization, with or without f32 bias.
+fn dequant_for(rng: &mut Rng, m: usize, n: usize, dynamic: bool, bias: bool) -> Dequant {
+    let bias = bias.then(|| (0..n).map(|_| rng.uniform(-4.0, 4.0)).collect());
+    let scales = if dynamic {
+        DequantScales::PerRowPerChannel {
+            row_scales: (0..m).map(|_| rng.uniform(0.01, 0.1)).collect(),
+            channel_scales: (0..n).map(|_| rng.uniform(0.001, 0.01)).collect(),
+        }
+    } else {
+        DequantScales::PerChannel((0..n).map(|_| rng.uniform(1e-4, 1e-3)).collect())
+    };
+    Dequant {
+        scales,
+        bias,
+        activation: Activation::None,
+    }
+}
+
+/// `[reference, fused]` f32 values before any activation, straight from the formula.
+fn expected_dequant(acc: &[i32], d: &Dequant, n: usize) -> Vec<[f32; 2]> {
+    acc.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let (r, c) = (i / n, i % n);
+            let s = match &d.scales {
+                DequantScales::PerChannel(s) => s[c],
+                DequantScales::PerRowPerChannel {
+                    row_scales,
+                    channel_scales,
+                } => row_scales[r] * channel_scales[c],
+            };
+            match &d.bias {
+                Some(b) => [x as f32 * s + b[c], (x as f32).mul_add(s, b[c])],
+                None => [x as f32 * s; 2],
+            }
+        })
+        .collect()
+}
+
+const FLOAT_ACTIVATIONS: [Activation; 5] = [
+    Activation::None,
+    Activation::Relu,
+    Activation::Relu6,
+    Activation::ReluN1To1,
+    Activation::Clamp { lo: -0.75, hi: 2.5 },
+];
+
+/// Every activation on f32 and f16 outputs, static and dynamic scales, with and without f32
+/// bias: each member of the rule-2 pair is clamped with comparisons, then (f16) rounded once.
+#[test]
+fn float_outputs_apply_the_activation_after_the_bias() {
+    let mut rng = Rng::new(11);
+    let ops = Operands::random(12, (6, 9, 21), QType::U8, false);
+    let acc = matmul_i8_accumulators(&ops.inputs()).unwrap();
+    for dynamic in [false, true] {
+        for bias in [false, true] {
+            let base = dequant_for(&mut rng, ops.m, ops.n, dynamic, bias);
+            let pairs = expected_dequant(&acc, &base, ops.n);
+            for act in FLOAT_ACTIVATIONS {
+                let d = base.clone().with_activation(act);
+                let range = act.float_range().unwrap();
+                let clamp = |v: f32| match range {
+                    None => v,
+                    Some((lo, hi)) => {
+                        let v = if v < lo { lo } else { v };
+                        if v > hi { hi } else { v }
+                    }
+                };
+                let GemmOutput::F32(y) =
+                    matmul_i8(&ops.inputs(), &Epilogue::DequantF32(d.clone())).unwrap()
+                else {
+                    panic!()
+                };
+                let alt = dequant_f32_fused_alternative(&ops.inputs(), &d).unwrap();
+                assert_eq!(alt.is_some(), bias);
+                let GemmOutput::F16(h) =
+                    matmul_i8(&ops.inputs(), &Epilogue::DequantF16(d.clone())).unwrap()
+                else {
+                    panic!()
+                };
+                let fused =
+                    matmul_i8_fused_alternative(&ops.inputs(), &Epilogue::DequantF16(d)).unwrap();
+                for (i, [r, f]) in pairs.iter().enumerate() {
+                    let what = format!("{act:?} dynamic {dynamic} bias {bias} element {i}");
+                    assert_eq!(y[i].to_bits(), clamp(*r).to_bits(), "{what}");
+                    assert_eq!(h[i].to_bits(), f16::from_f32(clamp(*r)).to_bits(), "{what}");
+                    if let Some(alt) = &alt {
+                        assert_eq!(alt[i].to_bits(), clamp(*f).to_bits(), "{what}");
+                    }
+                    if let Some(GemmOutput::F16(fh)) = &fused {
+                        assert_eq!(
+                            fh[i].to_bits(),
+                            f16::from_f32(clamp(*f)).to_bits(),
+                            "{what}"
+                        );
+                    }
+                    if let Some((lo, hi)) = range {
+                        assert!(lo <= y[i] && y[i] <= hi, "{what}");
+                    }
+                }
+                assert_eq!(fused.is_some(), bias);
+            }
+        }
+    }
+    // Both sides of the clamp are exercised by the data.
+    let pairs = expected_dequant(&acc, &dequant_for(&mut rng, 6, 9, false, false), 9);
+    assert!(pairs.iter().any(|p| p[0] < -1.0) && pairs.iter().any(|p| p[0] > 6.0));
+    // A quantized clamp has no meaning on a float output.
+    let d = dequant_for(&mut rng, 6, 9, false, false)
+        .with_activation(Activation::ClampQuantized { lo: 0, hi: 3 });
+    assert!(matches!(
+        matmul_i8(&ops.inputs(), &Epilogue::DequantF32(d)),
+        Err(Error::InvalidConfig { .. })
+    ));
+}
+
+/// `DequantRequant`: the `DequantF32` value (either rule-2 member) quantized by the convention's
+/// scalar quantizer with the activation's integer range; every convention, static and
+/// dynamic scales, per-tensor and per-row zero points, with and without f32 bias, i8/u8 in
+/// and out.
+#[test]
+fn dequant_requant_quantizes_the_dequantized_value() {
+    let mut rng = Rng::new(21);
+    let mut seed = 100;
+    for convention in Convention::ALL {
+        for (at, ot) in [
+            (QType::I8, QType::I8),
+            (QType::U8, QType::U8),
+            (QType::U8, QType::I8),
+            (QType::I8, QType::U8),
+        ] {
+            for (dynamic, per_row, bias) in [
+                (false, false, false),
+                (false, false, true),
+                (false, true, true),
+                (true, true, false),
+                (true, true, true),
+            ] {
+                seed += 1;
+                let ops = Operands::random(seed, (5, 11, 17), at, per_row);
+                let acc = matmul_i8_accumulators(&ops.inputs()).unwrap();
+                let d = dequant_for(&mut rng, ops.m, ops.n, dynamic, bias);
+                let pairs = expected_dequant(&acc, &d, ops.n);
+                let (lo, hi) = ot.storage_range();
+                let out = QuantParams::per_tensor(
+                    rng.uniform(0.02, 0.2),
+                    rng.int(lo + 30, hi - 30),
+                    ot.full_range(),
+                )
+                .unwrap();
+                for act in [Activation::None, Activation::Relu, Activation::Relu6] {
+                    let what = format!(
+                        "{convention:?} {at:?}->{ot:?} dynamic {dynamic} per-row {per_row} bias {bias} {act:?}"
+                    );
+                    let r = DequantRequant::new(convention, d.clone(), &out, act).unwrap();
+                    assert_eq!(
+                        (r.clamp_min, r.clamp_max),
+                        act.quantized_range(convention, &out).unwrap()
+                    );
+                    let epilogue = Epilogue::DequantRequant(r.clone());
+                    let GemmOutput::Quantized { qtype, bytes } =
+                        matmul_i8(&ops.inputs(), &epilogue).unwrap()
+                    else {
+                        panic!()
+                    };
+                    assert_eq!(qtype, ot);
+                    let alt = matmul_i8_fused_alternative(&ops.inputs(), &epilogue).unwrap();
+                    assert_eq!(alt.is_some(), bias, "{what}");
+                    let q = |v: f32| {
+                        quantize_value(
+                            convention,
+                            v,
+                            out.scale(0),
+                            out.zero_point(0),
+                            r.clamp_min,
+                            r.clamp_max,
+                        )
+                    };
+                    let mut saturated = 0;
+                    for (i, [v, f]) in pairs.iter().enumerate() {
+                        let want = q(*v);
+                        assert_eq!(from_storage_byte(bytes[i], ot), want, "{what} element {i}");
+                        assert_eq!(dequant_requant_value(&r, *v), want);
+                        saturated += usize::from(want == r.clamp_min || want == r.clamp_max);
+                        if let Some(GemmOutput::Quantized { bytes: fb, .. }) = &alt {
+                            assert_eq!(from_storage_byte(fb[i], ot), q(*f), "{what} fused {i}");
+                        }
+                    }
+                    assert!(saturated < pairs.len(), "{what}: everything saturated");
+                }
+            }
+        }
+    }
+}
+
+/// An accumulator times a huge scale overflows to ±Inf; the quantizer saturates it (no NaN
+/// arises, with or without a bias), and a float clamp bounds it.
+#[test]
+fn dequant_overflow_saturates() {
+    let ops = Operands::random(31, (3, 4, 40), QType::I8, false);
+    let acc = matmul_i8_accumulators(&ops.inputs()).unwrap();
+    let d = Dequant {
+        scales: DequantScales::PerChannel(vec![3e38]),
+        bias: Some(vec![1.0, -1.0, 1e38, -1e38]),
+        activation: Activation::None,
+    };
+    let out = QuantParams::per_tensor(0.1, 3, QType::I8.full_range()).unwrap();
+    for convention in Convention::ALL {
+        let r = DequantRequant::new(convention, d.clone(), &out, Activation::None).unwrap();
+        let epilogue = Epilogue::DequantRequant(r);
+        for y in [
+            matmul_i8(&ops.inputs(), &epilogue).unwrap(),
+            matmul_i8_fused_alternative(&ops.inputs(), &epilogue)
+                .unwrap()
+                .unwrap(),
+        ] {
+            let GemmOutput::Quantized { bytes, .. } = y else {
+                panic!()
+            };
+            for (i, &b) in bytes.iter().enumerate() {
+                let want = match acc[i].signum() {
+                    1 => 127,
+                    -1 => -128,
+                    _ => from_storage_byte(b, QType::I8),
+                };
+                assert_eq!(from_storage_byte(b, QType::I8), want, "{convention:?} {i}");
+            }
+        }
+    }
+    let GemmOutput::F32(y) = matmul_i8(
+        &ops.inputs(),
+        &Epilogue::DequantF32(d.clone().with_activation(Activation::Relu6)),
+    )
+    .unwrap() else {
+        panic!()
+    };
+    for (i, v) in y.iter().enumerate() {
+        assert_eq!(
+            *v,
+            if acc[i] > 0 {
+                6.0
+            } else if acc[i] < 0 {
+                0.0
+            } else {
+                *v
+            }
+        );
+    }
+}
+
+#[test]
+fn dequant_requant_rejects_bad_params() {
+    use wgpu_quant::quant::epilogue::MIN_DEQUANT_REQUANT_OUT_SCALE;
+    assert_eq!(MIN_DEQUANT_REQUANT_OUT_SCALE, 2f32.powi(-125));
+    assert_eq!(
+        MIN_DEQUANT_REQUANT_OUT_SCALE,
+        wgpu_quant::gpu::quantize::MIN_RECIPROCAL_SCALE
+    );
+    let d = Dequant {
+        scales: DequantScales::PerChannel(vec![0.01]),
+        bias: None,
+        activation: Activation::None,
+    };
+    let out = QuantParams::per_tensor(0.1, 0, QType::I8.full_range()).unwrap();
+    let per_axis =
+        QuantParams::per_axis(0, vec![0.1, 0.1], vec![0, 0], QType::I8.full_range()).unwrap();
+    assert!(matches!(
+        DequantRequant::new(Convention::Onnx, d.clone(), &per_axis, Activation::None),
+        Err(Error::Mismatch(_))
+    ));
+    assert!(matches!(
+        DequantRequant::new(
+            Convention::Onnx,
+            d.clone().with_activation(Activation::Relu),
+            &out,
+            Activation::None
+        ),
+        Err(Error::InvalidConfig { .. })
+    ));
+    let tiny = QuantParams::per_tensor(2f32.powi(-126), 0, QType::I8.full_range()).unwrap();
+    assert!(matches!(
+        DequantRequant::new(Convention::Onnx, d.clone(), &tiny, Activation::None),
+        Err(Error::InvalidConfig { .. })
+    ));
+    let at_limit = QuantParams::per_tensor(2f32.powi(-125), 0, QType::I8.full_range()).unwrap();
+    assert!(
+        DequantRequant::new(Convention::PyTorch, d.clone(), &at_limit, Activation::None).is_ok()
+    );
+    // 1 / 2^127 is subnormal: the reciprocal convention refuses it, the division does not.
+    let huge = QuantParams::per_tensor(2f32.powi(127), 0, QType::I8.full_range()).unwrap();
+    assert!(matches!(
+        DequantRequant::new(Convention::PyTorch, d.clone(), &huge, Activation::None),
+        Err(Error::InvalidScale { .. })
+    ));
+    assert!(DequantRequant::new(Convention::Onnx, d.clone(), &huge, Activation::None).is_ok());
+    // Hand-built values are checked when the GEMM runs.
+    let ok = DequantRequant::new(Convention::Onnx, d.clone(), &out, Activation::None).unwrap();
+    let ops = Operands::random(41, (2, 3, 5), QType::I8, false);
+    for bad in [
+        DequantRequant {
+            clamp_min: -200,
+            ..ok.clone()
+        },
+        DequantRequant {
+            out_zero_point: 300,
+            ..ok.clone()
+        },
+        DequantRequant {
+            out_scale: f32::NAN,
+            ..ok.clone()
+        },
+        DequantRequant {
+            dequant: d.clone().with_activation(Activation::Relu6),
+            ..ok.clone()
+        },
+        DequantRequant {
+            dequant: Dequant {
+                scales: DequantScales::PerChannel(vec![0.0]),
+                ..d.clone()
+            },
+            ..ok.clone()
+        },
+    ] {
+        assert!(
+            matmul_i8(&ops.inputs(), &Epilogue::DequantRequant(bad.clone())).is_err(),
+            "{bad:?}"
+        );
+    }
+    assert!(matmul_i8(&ops.inputs(), &Epilogue::DequantRequant(ok)).is_ok());
 }

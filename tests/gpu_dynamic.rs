@@ -94,6 +94,7 @@ fn dynamic_quantize_feeds_the_gemm_on_the_gpu() {
                 channel_scales: w_scales.clone(),
             },
             bias: None,
+            activation: wgpu_quant::Activation::None,
         });
         let inputs = GemmInputs {
             a: QMatrix {

@@ -1,16 +1,15 @@
 //! The GPU int8 GEMM equals the CPU reference bit for bit: a fluent tester over shapes,
 //! types, zero points, bias, epilogues and conventions.
 
-use half::f16;
 use wgpu_quant::gpu::Context;
 use wgpu_quant::gpu::gemm::{ActivationInput, QLinear, QuantizedWeights, RowParams};
 use wgpu_quant::reference::bounds::max_depth;
 use wgpu_quant::reference::gemm::{
-    GemmInputs, GemmOutput, QMatrix, matmul_i8, scale_then_bias_candidates,
+    GemmInputs, GemmOutput, QMatrix, matmul_i8, matmul_i8_fused_alternative,
 };
 use wgpu_quant::{
-    Activation, Convention, Dequant, DequantScales, Epilogue, Error, FixedPointRounding, QType,
-    QuantParams, Requant,
+    Activation, Convention, Dequant, DequantRequant, DequantScales, Epilogue, Error,
+    FixedPointRounding, QType, QuantParams, Requant,
 };
 
 use crate::common::{Rng, gpu};
@@ -22,6 +21,9 @@ pub enum Kind {
     F16,
     RequantFloat,
     Fixed(FixedPointRounding),
+    /// Dequantize to f32 (static or dynamic scales, optional f32 bias), then quantize under
+    /// the tester's convention.
+    DequantRequant,
 }
 
 /// `GemmTester::new().m(37).n(55).k(73).a_type(QType::U8).epilogue(Kind::F32).check(ctx)`.
@@ -32,6 +34,7 @@ pub struct GemmTester {
     k: usize,
     a_type: QType,
     w_type: QType,
+    out_type: Option<QType>,
     a_zero_point: Option<i32>,
     per_channel_w_zero_points: bool,
     bias: bool,
@@ -53,6 +56,7 @@ impl GemmTester {
             k: 13,
             a_type: QType::I8,
             w_type: QType::I8,
+            out_type: None,
             a_zero_point: None,
             per_channel_w_zero_points: false,
             bias: true,
@@ -87,6 +91,11 @@ impl GemmTester {
     }
     pub fn w_type(mut self, t: QType) -> Self {
         self.w_type = t;
+        self
+    }
+    /// The quantized output's type (the activations' type by default).
+    pub fn out_type(mut self, t: QType) -> Self {
+        self.out_type = Some(t);
         self
     }
     pub fn a_zero_point(mut self, z: i32) -> Self {
@@ -166,7 +175,7 @@ impl GemmTester {
         let w_params =
             QuantParams::per_axis(0, w_scales.clone(), w_zps.clone(), t.w_type.full_range())
                 .unwrap();
-        let out_type = t.a_type;
+        let out_type = t.out_type.unwrap_or(t.a_type);
         let (olo, ohi) = out_type.storage_range();
         let out_params = QuantParams::per_tensor(
             rng.uniform(0.05, 0.4),
@@ -186,15 +195,21 @@ impl GemmTester {
                         channel_scales: w_scales.clone(),
                     },
                     bias: float_bias.clone(),
+                    activation: Activation::None,
                 }
             } else {
                 Dequant::per_channel(&a_params, &w_params, float_bias.clone()).unwrap()
             }
         };
+        // Float outputs take the activation as a float clamp.
+        let float_dequant = || dequant().with_activation(t.activation);
         let epilogue = match t.kind {
             Kind::I32 => Epilogue::I32,
-            Kind::F32 => Epilogue::DequantF32(dequant()),
-            Kind::F16 => Epilogue::DequantF16(dequant()),
+            Kind::F32 => Epilogue::DequantF32(float_dequant()),
+            Kind::F16 => Epilogue::DequantF16(float_dequant()),
+            Kind::DequantRequant => Epilogue::DequantRequant(
+                DequantRequant::new(t.convention, dequant(), &out_params, t.activation).unwrap(),
+            ),
             Kind::RequantFloat => Epilogue::Requant(
                 Requant::float(
                     t.convention,
@@ -267,72 +282,66 @@ impl GemmTester {
         inputs: &GemmInputs,
         epilogue: &Epilogue,
     ) {
-        let n = self.n;
-        match (got, want) {
-            (GemmOutput::F32(g), GemmOutput::F32(w)) if self.float_bias => {
-                let alt = fused(inputs, epilogue);
-                for i in 0..w.len() {
-                    assert!(
-                        g[i].to_bits() == w[i].to_bits() || g[i].to_bits() == alt[i].to_bits(),
-                        "{self:?} [{}, {}]: gpu {} not in {{{}, {}}}",
-                        i / n,
-                        i % n,
-                        g[i],
-                        w[i],
-                        alt[i]
-                    );
-                }
-            }
-            (GemmOutput::F16(g), GemmOutput::F16(w)) if self.float_bias => {
-                let alt = fused(inputs, epilogue);
-                for i in 0..w.len() {
-                    assert!(
-                        g[i] == w[i] || g[i] == f16::from_f32(alt[i]),
-                        "{self:?} element {i}"
-                    );
-                }
-            }
-            (GemmOutput::F32(g), GemmOutput::F32(w)) => {
-                let first = (0..w.len()).find(|&i| g[i].to_bits() != w[i].to_bits());
-                assert!(first.is_none(), "{self:?} first mismatch at {first:?}");
-            }
-            _ => {
-                if got != want {
-                    let describe =
-                        |o: &GemmOutput| format!("{o:?}").chars().take(300).collect::<String>();
-                    panic!(
-                        "{self:?}\n gpu: {}\n cpu: {}",
-                        describe(got),
-                        describe(want)
-                    );
-                }
-            }
-        }
+        assert_matches_reference(&format!("{self:?}"), self.n, got, want, inputs, epilogue);
     }
 }
 
-/// The fused member of the rule-2 pair for every element.
-fn fused(inputs: &GemmInputs, epilogue: &Epilogue) -> Vec<f32> {
-    let (Epilogue::DequantF32(d) | Epilogue::DequantF16(d)) = epilogue else {
-        unreachable!()
-    };
-    let acc = wgpu_quant::reference::gemm::matmul_i8_accumulators(inputs).unwrap();
-    let (_, n, _) = inputs.dims();
-    let bias = d.bias.as_ref().unwrap();
-    acc.iter()
-        .enumerate()
-        .map(|(i, &x)| {
-            let (r, c) = (i / n, i % n);
-            let s = match &d.scales {
-                DequantScales::PerChannel(s) => s[if s.len() == 1 { 0 } else { c }],
-                DequantScales::PerRowPerChannel {
-                    row_scales,
-                    channel_scales,
-                } => row_scales[r] * channel_scales[c],
-            };
-            scale_then_bias_candidates(x as f32, s, bias[c])[1]
+/// Every element as bits (f32/f16 by their bit patterns, so -0.0 != 0.0 and NaN == NaN).
+fn element_bits(o: &GemmOutput) -> Vec<u32> {
+    match o {
+        GemmOutput::I32(v) => v.iter().map(|&x| x as u32).collect(),
+        GemmOutput::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
+        GemmOutput::F16(v) => v.iter().map(|x| u32::from(x.to_bits())).collect(),
+        GemmOutput::Quantized { bytes, .. } => bytes.iter().map(|&b| u32::from(b)).collect(),
+    }
+}
+
+fn same_kind(a: &GemmOutput, b: &GemmOutput) -> bool {
+    match (a, b) {
+        (GemmOutput::Quantized { qtype: x, .. }, GemmOutput::Quantized { qtype: y, .. }) => x == y,
+        _ => std::mem::discriminant(a) == std::mem::discriminant(b),
+    }
+}
+
+/// The GPU output equals the reference bit for bit; where the epilogue has a float bias
+/// after a float scale, each element equals the reference's or the fused alternative's
+/// (DESIGN.md rule 2: an exact membership check, not a tolerance).
+fn assert_matches_reference(
+    what: &str,
+    n: usize,
+    got: &GemmOutput,
+    want: &GemmOutput,
+    inputs: &GemmInputs,
+    epilogue: &Epilogue,
+) {
+    assert!(same_kind(got, want), "{what}: gpu {got:?} vs cpu kind");
+    let (g, w) = (element_bits(got), element_bits(want));
+    assert_eq!(g.len(), w.len(), "{what}: length");
+    let alt = matmul_i8_fused_alternative(inputs, epilogue)
+        .unwrap()
+        .map(|a| element_bits(&a));
+    let bad: Vec<String> = (0..w.len())
+        .filter(|&i| !(g[i] == w[i] || alt.as_ref().is_some_and(|a| g[i] == a[i])))
+        .map(|i| {
+            let fused = alt
+                .as_ref()
+                .map_or(String::new(), |a| format!(", {:#x}", a[i]));
+            format!(
+                "[{}, {}]: gpu {:#x} not in {{{:#x}{fused}}}",
+                i / n,
+                i % n,
+                g[i],
+                w[i]
+            )
         })
-        .collect()
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: {} of {} elements differ; first: {:?}",
+        bad.len(),
+        w.len(),
+        &bad[..bad.len().min(8)]
+    );
 }
 
 #[test]
@@ -817,4 +826,326 @@ fn vec4_load_variant() {
         .dynamic_rows()
         .epilogue(Kind::F32)
         .check(&small);
+}
+
+const FLOAT_ACTIVATIONS: [Activation; 5] = [
+    Activation::None,
+    Activation::Relu,
+    Activation::Relu6,
+    Activation::ReluN1To1,
+    Activation::Clamp { lo: -0.75, hi: 2.5 },
+];
+
+/// Every activation on f32 and f16 outputs: static and dynamic row scales, with and without
+/// an f32 bias (the clamp applies to either rule-2 member).
+#[test]
+fn float_activations_on_dequant_outputs() {
+    let Some(ctx) = gpu() else { return };
+    for kind in [Kind::F32, Kind::F16] {
+        for (i, activation) in FLOAT_ACTIVATIONS.into_iter().enumerate() {
+            for (dynamic, bias) in [(false, false), (false, true), (true, false), (true, true)] {
+                let mut t = GemmTester::new()
+                    .shape(19, 23, 45)
+                    .a_type(if i % 2 == 0 { QType::U8 } else { QType::I8 })
+                    .per_channel_w_zero_points()
+                    .epilogue(kind)
+                    .activation(activation)
+                    .seed(i as u64);
+                if dynamic {
+                    t = t.dynamic_rows();
+                }
+                if bias {
+                    t = t.float_bias();
+                }
+                t.check(ctx);
+            }
+        }
+    }
+}
+
+/// `DequantRequant` for every convention: static input, per-row zero points with static
+/// scales, and dynamic per-row scales (`PerRow` input); with and without f32 bias; i8 and u8
+/// activations and outputs; several activations.
+#[test]
+fn dequant_requant_every_convention() {
+    let Some(ctx) = gpu() else { return };
+    let mut seed = 0;
+    for convention in Convention::ALL {
+        for (a_type, out_type) in [
+            (QType::I8, QType::I8),
+            (QType::U8, QType::U8),
+            (QType::U8, QType::I8),
+            (QType::I8, QType::U8),
+        ] {
+            for (input, bias) in [
+                ("static", false),
+                ("static", true),
+                ("per-row zp", true),
+                ("dynamic", false),
+                ("dynamic", true),
+            ] {
+                seed += 1;
+                let activation =
+                    [Activation::None, Activation::Relu, Activation::Relu6][seed as usize % 3];
+                let mut t = GemmTester::new()
+                    .shape(19, 23, 45)
+                    .a_type(a_type)
+                    .out_type(out_type)
+                    .per_channel_w_zero_points()
+                    .epilogue(Kind::DequantRequant)
+                    .convention(convention)
+                    .activation(activation)
+                    .seed(seed);
+                match input {
+                    "per-row zp" => t = t.per_row_zero_points(),
+                    "dynamic" => t = t.dynamic_rows(),
+                    _ => {}
+                }
+                if bias {
+                    t = t.float_bias();
+                }
+                t.check(ctx);
+            }
+        }
+    }
+}
+
+/// The new epilogues on awkward shapes: GEMV (M <= 3), K % 4 != 0, one off the 32 x 32
+/// tile, whole vec4 rows, and split above the binding limit.
+#[test]
+fn dequant_activation_and_requant_shapes() {
+    let Some(ctx) = gpu() else { return };
+    let shapes = [
+        (1, 1, 1),
+        (1, 55, 73),
+        (2, 257, 130),
+        (3, 9, 7),
+        (31, 33, 31),
+        (32, 32, 32),
+        (33, 31, 33),
+        (37, 55, 64),
+        (65, 5, 2),
+    ];
+    for (i, (m, n, k)) in shapes.into_iter().enumerate() {
+        let conv = Convention::ALL[i % 3];
+        let types = [QType::I8, QType::U8];
+        let base = GemmTester::new()
+            .shape(m, n, k)
+            .a_type(types[i % 2])
+            .per_channel_w_zero_points()
+            .seed(1000 + i as u64);
+        base.clone()
+            .epilogue(Kind::F32)
+            .activation(Activation::Relu6)
+            .float_bias()
+            .check(ctx);
+        base.clone()
+            .epilogue(Kind::F16)
+            .activation(Activation::ReluN1To1)
+            .dynamic_rows()
+            .check(ctx);
+        base.clone()
+            .epilogue(Kind::DequantRequant)
+            .out_type(types[(i + 1) % 2])
+            .convention(conv)
+            .activation(Activation::Relu)
+            .float_bias()
+            .check(ctx);
+        base.clone()
+            .epilogue(Kind::DequantRequant)
+            .convention(conv)
+            .dynamic_rows()
+            .check(ctx);
+    }
+    let small = ctx.clone().with_binding_limit(4096);
+    for conv in Convention::ALL {
+        GemmTester::new()
+            .shape(90, 130, 40)
+            .a_type(QType::U8)
+            .epilogue(Kind::DequantRequant)
+            .convention(conv)
+            .dynamic_rows()
+            .float_bias()
+            .check(&small);
+    }
+    GemmTester::new()
+        .shape(70, 300, 75)
+        .epilogue(Kind::F16)
+        .activation(Activation::Clamp { lo: -1.5, hi: 0.25 })
+        .float_bias()
+        .check(&small);
+}
+
+/// A huge dequantization scale overflows f32 to ±Inf: the quantizer saturates it and a float
+/// clamp bounds it, on the GPU as in the reference.
+#[test]
+fn dequant_overflow_saturates_on_the_gpu() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(90);
+    let (m, n, k) = (5, 6, 40);
+    let a = rng.bytes(m * k);
+    let w = rng.bytes(n * k);
+    let params = QuantParams::per_tensor(0.01, 0, QType::I8.full_range()).unwrap();
+    let fbias = Some(vec![1.0, -1.0, 1e38, -1e38, 0.0, 3.0]);
+    let d = Dequant {
+        scales: DequantScales::PerChannel(vec![3e38]),
+        bias: fbias,
+        activation: Activation::None,
+    };
+    let out = QuantParams::per_tensor(0.1, 3, QType::I8.full_range()).unwrap();
+    let mut epilogues = vec![
+        Epilogue::DequantF32(d.clone().with_activation(Activation::Relu6)),
+        Epilogue::DequantF16(d.clone().with_activation(Activation::Relu)),
+        Epilogue::DequantF32(d.clone()),
+    ];
+    for conv in Convention::ALL {
+        epilogues.push(Epilogue::DequantRequant(
+            DequantRequant::new(conv, d.clone(), &out, Activation::ReluN1To1).unwrap(),
+        ));
+    }
+    let input = ActivationInput::Static {
+        qtype: QType::I8,
+        zero_point: 0,
+    };
+    let inputs = GemmInputs {
+        a: QMatrix {
+            data: &a,
+            qtype: QType::I8,
+            rows: m,
+            cols: k,
+        },
+        a_zero_points: &[0],
+        w: QMatrix {
+            data: &w,
+            qtype: QType::I8,
+            rows: n,
+            cols: k,
+        },
+        w_zero_points: &[0],
+        bias: &[],
+    };
+    for epilogue in epilogues {
+        let want = matmul_i8(&inputs, &epilogue).unwrap();
+        let weights = QuantizedWeights::from_quantized(ctx, &w, n, k, params.clone()).unwrap();
+        let layer = QLinear::new(ctx, weights, input, None, epilogue.clone()).unwrap();
+        let got = layer.run_blocking(ctx, &a, m, None).unwrap();
+        assert_matches_reference(&format!("{epilogue:?}"), n, &got, &want, &inputs, &epilogue);
+    }
+}
+
+/// Layer construction rejects what the new epilogues cannot take.
+#[test]
+fn dequant_epilogue_errors_are_typed() {
+    let Some(ctx) = gpu() else { return };
+    let params = QuantParams::per_tensor(0.01, 0, QType::I8.full_range()).unwrap();
+    let w = QuantizedWeights::from_quantized(ctx, &[1u8; 12], 3, 4, params.clone()).unwrap();
+    let st = ActivationInput::Static {
+        qtype: QType::I8,
+        zero_point: 0,
+    };
+    let d = Dequant::per_channel(&params, &params, None).unwrap();
+    let quantized_clamp = d
+        .clone()
+        .with_activation(Activation::ClampQuantized { lo: 0, hi: 1 });
+    assert!(matches!(
+        QLinear::new(
+            ctx,
+            w.clone(),
+            st,
+            None,
+            Epilogue::DequantF32(quantized_clamp)
+        ),
+        Err(Error::InvalidConfig { .. })
+    ));
+    let dynamic = Dequant {
+        scales: DequantScales::PerRowPerChannel {
+            row_scales: vec![],
+            channel_scales: vec![0.1],
+        },
+        bias: None,
+        activation: Activation::None,
+    };
+    let r = DequantRequant::new(Convention::Onnx, dynamic, &params, Activation::None).unwrap();
+    assert!(matches!(
+        QLinear::new(
+            ctx,
+            w.clone(),
+            st,
+            None,
+            Epilogue::DequantRequant(r.clone())
+        ),
+        Err(Error::Mismatch(_))
+    ));
+    let with_act = DequantRequant {
+        dequant: d.with_activation(Activation::Relu),
+        ..r
+    };
+    assert!(matches!(
+        QLinear::new(ctx, w, st, None, Epilogue::DequantRequant(with_act)),
+        Err(Error::InvalidConfig { .. })
+    ));
+}
+
+/// Exact ties `v / s_out = k + 0.5` tell the conventions apart: Onnx rounds half to even,
+/// TfLite half away from zero, and PyTorch's reciprocal multiply lands beside some ties. The
+/// GPU follows each convention's quantizer (its `SCALE_OP` and `ROUND_MODE` constants).
+#[test]
+fn dequant_requant_conventions_differ_at_ties() {
+    let Some(ctx) = gpu() else { return };
+    // A[256, 1] = every i8 value, W[4, 1] = 1: acc[m, n] = a[m] exactly.
+    let (m, n, k) = (256, 4, 1);
+    let a: Vec<u8> = (-128i32..=127).map(|v| v as u8).collect();
+    let w = vec![1u8; n];
+    let inputs = GemmInputs {
+        a: QMatrix {
+            data: &a,
+            qtype: QType::I8,
+            rows: m,
+            cols: k,
+        },
+        a_zero_points: &[0],
+        w: QMatrix {
+            data: &w,
+            qtype: QType::I8,
+            rows: n,
+            cols: k,
+        },
+        w_zero_points: &[0],
+        bias: &[],
+    };
+    let out_for = |s_out: f32| {
+        let d = Dequant {
+            // s_out / 2^j: v = acc * s_out / 2^j is exact (s_out has 7 spare low bits).
+            scales: DequantScales::PerChannel(vec![s_out / 2.0, s_out / 4.0, s_out / 2.0, s_out]),
+            bias: None,
+            activation: Activation::None,
+        };
+        let out = QuantParams::per_tensor(s_out, 0, QType::I8.full_range()).unwrap();
+        Convention::ALL.map(|c| {
+            Epilogue::DequantRequant(
+                DequantRequant::new(c, d.clone(), &out, Activation::None).unwrap(),
+            )
+        })
+    };
+    // The first output scale at which all three conventions give different bytes.
+    let epilogues = (0..1000)
+        .map(|i| f32::from_bits((0.0137f32 + 0.0071 * i as f32).to_bits() & !0x7f))
+        .map(out_for)
+        .find(|e| {
+            let y = e.clone().map(|e| matmul_i8(&inputs, &e).unwrap());
+            y[0] != y[1] && y[0] != y[2] && y[1] != y[2]
+        })
+        .expect("an output scale that separates the conventions");
+    let params = QuantParams::per_tensor(1.0, 0, QType::I8.full_range()).unwrap();
+    let input = ActivationInput::Static {
+        qtype: QType::I8,
+        zero_point: 0,
+    };
+    for epilogue in epilogues {
+        let want = matmul_i8(&inputs, &epilogue).unwrap();
+        let weights = QuantizedWeights::from_quantized(ctx, &w, n, k, params.clone()).unwrap();
+        let layer = QLinear::new(ctx, weights, input, None, epilogue.clone()).unwrap();
+        let got = layer.run_blocking(ctx, &a, m, None).unwrap();
+        assert_matches_reference(&format!("{epilogue:?}"), n, &got, &want, &inputs, &epilogue);
+    }
 }

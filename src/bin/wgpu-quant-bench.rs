@@ -365,6 +365,7 @@ impl Bench {
                 channel_scales: scales,
             },
             bias: None,
+            activation: wgpu_quant::Activation::None,
         });
         let layer = QLinear::new(
             &ctx,

@@ -13,7 +13,7 @@ use crate::gpu::context::Context;
 use crate::gpu::pipelines::{EpilogueKind, MatmulVariant, PipelineKey};
 use crate::quant::calibrate::{Observer, RangeEstimator};
 use crate::quant::convention::Convention;
-use crate::quant::epilogue::{DequantScales, Epilogue, RequantScaling};
+use crate::quant::epilogue::{Dequant, DequantScales, Epilogue, RequantScaling};
 use crate::quant::fixed_point::FixedPointRounding;
 use crate::quant::pack::{
     check_len, pack_bytes, pack_i8_domain, row_sums_i8_domain, unpack_bytes, words_per_row,
@@ -38,9 +38,11 @@ pub struct MatmulUniforms {
     pub k_words: u32,
     /// Output zero point (requantizing epilogues).
     pub out_zero_point: i32,
-    /// Lowest output value.
+    /// Lowest output value; for a dequantizing epilogue with an activation, the bits of the
+    /// f32 lower bound.
     pub clamp_min: i32,
-    /// Highest output value.
+    /// Highest output value; for a dequantizing epilogue with an activation, the bits of the
+    /// f32 upper bound.
     pub clamp_max: i32,
     /// `128 · padding bytes per row` for U8 activations (their zero padding reads as -128
     /// after the XOR), else 0.
@@ -55,8 +57,22 @@ pub struct MatmulUniforms {
     pub out_word_offset: u32,
     /// Rows between the aligned row-params binding offset and this part's first row.
     pub row_offset: u32,
+    /// `DequantRequant`: the output scale's bits.
+    pub out_scale_bits: u32,
+    /// `DequantRequant`: `f32(1 / out_scale)` (the reciprocal convention's multiplier).
+    pub out_inv_scale: f32,
     /// Padding to 16 bytes.
-    pub pad: [u32; 3],
+    pub pad: u32,
+}
+
+/// The per-layer epilogue values of [`MatmulUniforms`].
+#[derive(Debug, Clone, Copy, Default)]
+struct EpilogueUniforms {
+    out_zero_point: i32,
+    clamp_min: i32,
+    clamp_max: i32,
+    out_scale_bits: u32,
+    out_inv_scale: f32,
 }
 
 /// Twin of `ChannelParams` in `shaders/matmul_i8.wgsl`: everything per output channel,
@@ -285,7 +301,7 @@ pub struct QLinear {
     /// Prepared dispatches (bind groups and uniforms) of recent calls.
     dispatch_cache: Arc<Mutex<HashMap<DispatchKey, Arc<Vec<Dispatch>>>>>,
     static_rows: wgpu::Buffer,
-    clamp: (i32, i32, i32),
+    epilogue_uniforms: EpilogueUniforms,
 }
 
 /// A binding of `size` bytes of `buffer` from `offset`.
@@ -301,18 +317,68 @@ fn per_channel<T: Copy>(v: &[T], c: usize) -> T {
     if v.len() == 1 { v[0] } else { v[c] }
 }
 
+/// Writes a dequantizing stage's channel scales and f32 bias into `channels` and returns
+/// whether its scales are dynamic (per row). Checks counts, scales, the bias and that
+/// per-row scales come with per-row input.
+fn fill_dequant_channels(
+    channels: &mut [ChannelParams],
+    d: &Dequant,
+    per_row_input: bool,
+) -> Result<bool> {
+    let n = channels.len();
+    let (scales, dynamic) = match &d.scales {
+        DequantScales::PerChannel(s) => (s, false),
+        DequantScales::PerRowPerChannel { channel_scales, .. } => (channel_scales, true),
+    };
+    if scales.len() != 1 && scales.len() != n {
+        return Err(Error::LengthMismatch {
+            what: "dequant scales".into(),
+            got: scales.len(),
+            expected: n,
+        });
+    }
+    for (c, ch) in channels.iter_mut().enumerate() {
+        let s = per_channel(scales, c);
+        crate::error::check_scale(|| format!("dequant scale[{c}]"), s)?;
+        ch.scale_bits = s.to_bits();
+    }
+    if let Some(b) = &d.bias {
+        if b.len() != n {
+            return Err(Error::LengthMismatch {
+                what: "f32 bias".into(),
+                got: b.len(),
+                expected: n,
+            });
+        }
+        crate::error::check_finite("f32 bias", b)?;
+        for (ch, &v) in channels.iter_mut().zip(b) {
+            ch.float_bias = v;
+        }
+    }
+    if dynamic && !per_row_input {
+        return Err(Error::Mismatch(
+            "per-row dequantization scales need ActivationInput::PerRow".into(),
+        ));
+    }
+    Ok(dynamic)
+}
+
 impl QLinear {
     /// Builds the layer: checks the exact accumulator bound, folds every per-channel value
     /// into one buffer and compiles (or fetches) the pipeline. Nothing is redone per call.
     ///
     /// The epilogue's per-channel vectors must have one entry or `N`. A dynamic
     /// `DequantScales::PerRowPerChannel` uses only its channel scales here; the row scales
-    /// arrive with each call.
+    /// arrive with each call (in the [`RowParams`] buffer), for `DequantF32`, `DequantF16` and
+    /// `DequantRequant` alike. `DequantRequant` writes packed int8 like `Requant`.
     ///
     /// # Errors
     /// [`Error::AccumulatorOverflow`], [`Error::LengthMismatch`], [`Error::ZeroPointOutOfRange`],
     /// [`Error::InvalidScale`], [`Error::Mismatch`] (per-row zero points with a static
-    /// epilogue is fine; per-row scales need `ActivationInput::PerRow`), GPU errors.
+    /// epilogue is fine; per-row scales need `ActivationInput::PerRow`),
+    /// [`Error::InvalidConfig`] (an activation a float output cannot take, a `DequantRequant`
+    /// whose dequant stage has an activation or whose output scale is below its limit),
+    /// [`Error::InvalidRange`], GPU errors.
     pub fn new(
         ctx: &Context,
         weights: QuantizedWeights,
@@ -369,92 +435,96 @@ impl QLinear {
                 ..Default::default()
             })
             .collect();
-        let count_ok = |what: &str, len: usize| -> Result<()> {
-            if len == 1 || len == n {
-                Ok(())
-            } else {
-                Err(Error::LengthMismatch {
-                    what: what.into(),
-                    got: len,
-                    expected: n,
-                })
-            }
-        };
-        let (kind, dynamic_rows, float_bias, clamp) = match &epilogue {
-            Epilogue::I32 => (EpilogueKind::I32, false, false, (0, 0, 0)),
-            Epilogue::DequantF32(d) | Epilogue::DequantF16(d) => {
-                let kind = if matches!(epilogue, Epilogue::DequantF32(_)) {
-                    EpilogueKind::DequantF32
-                } else {
-                    EpilogueKind::DequantF16
-                };
-                let (scales, dynamic) = match &d.scales {
-                    DequantScales::PerChannel(s) => (s, false),
-                    DequantScales::PerRowPerChannel { channel_scales, .. } => {
-                        (channel_scales, true)
-                    }
-                };
-                count_ok("dequant scales", scales.len())?;
-                for (c, ch) in channels.iter_mut().enumerate() {
-                    let s = per_channel(scales, c);
-                    crate::error::check_scale(|| format!("dequant scale[{c}]"), s)?;
-                    ch.scale_bits = s.to_bits();
-                }
-                if let Some(b) = &d.bias {
-                    if b.len() != n {
-                        return Err(Error::LengthMismatch {
-                            what: "f32 bias".into(),
-                            got: b.len(),
-                            expected: n,
-                        });
-                    }
-                    crate::error::check_finite("f32 bias", b)?;
-                    for (ch, &v) in channels.iter_mut().zip(b) {
-                        ch.float_bias = v;
-                    }
-                }
-                if dynamic && !matches!(input, ActivationInput::PerRow { .. }) {
-                    return Err(Error::Mismatch(
-                        "per-row dequantization scales need ActivationInput::PerRow".into(),
-                    ));
-                }
-                (kind, dynamic, d.bias.is_some(), (0, 0, 0))
-            }
-            Epilogue::Requant(r) => {
-                // The reference's own checks: channel count, clamp range, zero point, M normal.
-                crate::reference::gemm::check_requant(r, n)?;
-                let kind = match &r.scaling {
-                    RequantScaling::Float(m) => {
-                        for (c, ch) in channels.iter_mut().enumerate() {
-                            let v = per_channel(m, c);
-                            crate::error::check_scale(|| format!("M[{c}]"), v)?;
-                            ch.scale_bits = v.to_bits();
-                        }
-                        EpilogueKind::RequantFloat
-                    }
-                    RequantScaling::FixedPoint {
-                        multipliers,
-                        rounding,
-                    } => {
-                        for (c, ch) in channels.iter_mut().enumerate() {
-                            let q = per_channel(multipliers, c);
-                            ch.scale_bits = q.m0 as u32;
-                            ch.shift = q.shift;
-                        }
-                        match rounding {
-                            FixedPointRounding::Single => EpilogueKind::RequantFixedSingle,
-                            FixedPointRounding::Double => EpilogueKind::RequantFixedDouble,
-                        }
-                    }
-                };
-                (
-                    kind,
+        let per_row_input = matches!(input, ActivationInput::PerRow { .. });
+        let no_uniforms = EpilogueUniforms::default();
+        let (kind, dynamic_rows, float_bias, float_clamp, convention, epilogue_uniforms) =
+            match &epilogue {
+                Epilogue::I32 => (
+                    EpilogueKind::I32,
                     false,
                     false,
-                    (r.out_zero_point, r.clamp_min, r.clamp_max),
-                )
-            }
-        };
+                    false,
+                    Convention::Onnx,
+                    no_uniforms,
+                ),
+                Epilogue::DequantF32(d) | Epilogue::DequantF16(d) => {
+                    let kind = if matches!(epilogue, Epilogue::DequantF32(_)) {
+                        EpilogueKind::DequantF32
+                    } else {
+                        EpilogueKind::DequantF16
+                    };
+                    let dynamic = fill_dequant_channels(&mut channels, d, per_row_input)?;
+                    let range = d.activation.float_range()?;
+                    let (lo, hi) = range.unwrap_or((0.0, 0.0));
+                    let uniforms = EpilogueUniforms {
+                        clamp_min: lo.to_bits() as i32,
+                        clamp_max: hi.to_bits() as i32,
+                        ..no_uniforms
+                    };
+                    (
+                        kind,
+                        dynamic,
+                        d.bias.is_some(),
+                        range.is_some(),
+                        Convention::Onnx,
+                        uniforms,
+                    )
+                }
+                Epilogue::DequantRequant(r) => {
+                    let dynamic = fill_dequant_channels(&mut channels, &r.dequant, per_row_input)?;
+                    r.check_output()?;
+                    let uniforms = EpilogueUniforms {
+                        out_zero_point: r.out_zero_point,
+                        clamp_min: r.clamp_min,
+                        clamp_max: r.clamp_max,
+                        out_scale_bits: r.out_scale.to_bits(),
+                        out_inv_scale: r.out_inv_scale(),
+                    };
+                    (
+                        EpilogueKind::DequantRequant,
+                        dynamic,
+                        r.dequant.bias.is_some(),
+                        false,
+                        r.convention,
+                        uniforms,
+                    )
+                }
+                Epilogue::Requant(r) => {
+                    // The reference's own checks: channel count, clamp range, zero point, M normal.
+                    crate::reference::gemm::check_requant(r, n)?;
+                    let kind = match &r.scaling {
+                        RequantScaling::Float(m) => {
+                            for (c, ch) in channels.iter_mut().enumerate() {
+                                let v = per_channel(m, c);
+                                crate::error::check_scale(|| format!("M[{c}]"), v)?;
+                                ch.scale_bits = v.to_bits();
+                            }
+                            EpilogueKind::RequantFloat
+                        }
+                        RequantScaling::FixedPoint {
+                            multipliers,
+                            rounding,
+                        } => {
+                            for (c, ch) in channels.iter_mut().enumerate() {
+                                let q = per_channel(multipliers, c);
+                                ch.scale_bits = q.m0 as u32;
+                                ch.shift = q.shift;
+                            }
+                            match rounding {
+                                FixedPointRounding::Single => EpilogueKind::RequantFixedSingle,
+                                FixedPointRounding::Double => EpilogueKind::RequantFixedDouble,
+                            }
+                        }
+                    };
+                    let uniforms = EpilogueUniforms {
+                        out_zero_point: r.out_zero_point,
+                        clamp_min: r.clamp_min,
+                        clamp_max: r.clamp_max,
+                        ..no_uniforms
+                    };
+                    (kind, false, false, false, Convention::Onnx, uniforms)
+                }
+            };
         let variant = MatmulVariant {
             epilogue: kind,
             a_is_u8: a_type == QType::U8,
@@ -464,6 +534,8 @@ impl QLinear {
             gemv: false,
             vec4_loads: words_per_row(weights.k).is_multiple_of(4),
             row_sums: channels.iter().any(|c| c.zero_point != 0),
+            float_clamp,
+            convention,
         };
         let pipeline = ctx.pipeline(PipelineKey::MatmulI8(variant))?;
         let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulI8(MatmulVariant {
@@ -505,7 +577,7 @@ impl QLinear {
             channel_buffers,
             dispatch_cache: Arc::default(),
             static_rows,
-            clamp,
+            epilogue_uniforms,
         })
     }
 
@@ -664,16 +736,18 @@ impl QLinear {
                     n: to_u32("N", chunk.n1 - chunk.n0)?,
                     k: to_u32("K", k)?,
                     k_words: to_u32("K words", k_words)?,
-                    out_zero_point: self.clamp.0,
-                    clamp_min: self.clamp.1,
-                    clamp_max: self.clamp.2,
+                    out_zero_point: self.epilogue_uniforms.out_zero_point,
+                    clamp_min: self.epilogue_uniforms.clamp_min,
+                    clamp_max: self.epilogue_uniforms.clamp_max,
                     a_pad_correction: if self.variant.a_is_u8 { 128 * pad } else { 0 },
                     n_total: to_u32("N", n)?,
                     col_offset: to_u32("column offset", chunk.n0)?,
                     a_word_offset: ((a.0 - a.1) / 4) as u32,
                     out_word_offset: ((out.0 - out.1) / 4) as u32,
                     row_offset: ((rp.0 - rp.1) / 8) as u32,
-                    pad: [0; 3],
+                    out_scale_bits: self.epilogue_uniforms.out_scale_bits,
+                    out_inv_scale: self.epilogue_uniforms.out_inv_scale,
+                    pad: 0,
                 };
                 let uniform_buf = upload(
                     ctx,
@@ -830,11 +904,13 @@ impl QLinear {
                 )
             }
             _ => {
-                let Epilogue::Requant(req) = &self.epilogue else {
-                    unreachable!("requant kinds come from Epilogue::Requant")
+                let qtype = match &self.epilogue {
+                    Epilogue::Requant(r) => r.out_qtype,
+                    Epilogue::DequantRequant(r) => r.out_qtype,
+                    _ => unreachable!("packed kinds come from Requant or DequantRequant"),
                 };
                 GemmOutput::Quantized {
-                    qtype: req.out_qtype,
+                    qtype,
                     bytes: unpack_bytes(&words, m, n)?,
                 }
             }

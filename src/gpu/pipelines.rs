@@ -65,6 +65,12 @@ pub struct MatmulVariant {
     pub vec4_loads: bool,
     /// Accumulate activation row sums (some weight zero point is not 0 in the I8 domain).
     pub row_sums: bool,
+    /// Clamp the f32 values of a dequantizing epilogue (`DequantF32`/`DequantF16` with an
+    /// activation); the bounds arrive as f32 bits in the uniforms' clamp fields.
+    pub float_clamp: bool,
+    /// The quantizer of [`EpilogueKind::DequantRequant`] (its `SCALE_OP` and `ROUND_MODE`).
+    /// Every other epilogue ignores it and uses `Convention::Onnx`, so one pipeline serves.
+    pub convention: Convention,
 }
 
 impl MatmulVariant {
@@ -89,18 +95,30 @@ pub enum EpilogueKind {
     RequantFixedSingle = 4,
     /// Fixed point, double rounding.
     RequantFixedDouble = 5,
+    /// Dequantize to f32 (optional f32 bias), then quantize with the convention's scalar
+    /// quantizer to packed int8.
+    DequantRequant = 6,
 }
 
 impl EpilogueKind {
     /// Every kind.
-    pub const ALL: [EpilogueKind; 6] = [
+    pub const ALL: [EpilogueKind; 7] = [
         EpilogueKind::I32,
         EpilogueKind::DequantF32,
         EpilogueKind::DequantF16,
         EpilogueKind::RequantFloat,
         EpilogueKind::RequantFixedSingle,
         EpilogueKind::RequantFixedDouble,
+        EpilogueKind::DequantRequant,
     ];
+
+    /// Whether the epilogue dequantizes (and so takes dynamic row scales and a float bias).
+    pub fn dequantizes(self) -> bool {
+        matches!(
+            self,
+            EpilogueKind::DequantF32 | EpilogueKind::DequantF16 | EpilogueKind::DequantRequant
+        )
+    }
 }
 
 impl PipelineKey {
@@ -143,10 +161,8 @@ impl PipelineKey {
                     ],
                 )
             }
-            PipelineKey::MatmulI8(v) => (
-                "matmul_i8",
-                "matmul_i8",
-                vec![
+            PipelineKey::MatmulI8(v) => {
+                let mut constants = vec![
                     ("EPILOGUE", ConstValue::U32(v.epilogue as u32)),
                     ("A_IS_U8", ConstValue::Bool(v.a_is_u8)),
                     ("DYNAMIC_ROWS", ConstValue::Bool(v.dynamic_rows)),
@@ -157,8 +173,16 @@ impl PipelineKey {
                     ("WORKGROUP_Y", ConstValue::U32(v.tiling().2)),
                     ("VEC4", ConstValue::Bool(v.vec4_loads)),
                     ("ROW_SUMS", ConstValue::Bool(v.row_sums)),
-                ],
-            ),
+                    ("FLOAT_CLAMP", ConstValue::Bool(v.float_clamp)),
+                ];
+                // The quantizer's SCALE_OP, ROUND_MODE and NAN_TO_QMIN (DequantRequant).
+                constants.extend(
+                    quantize_constants(v.convention, false)
+                        .into_iter()
+                        .filter(|(name, _)| *name != "SIGNED_STORAGE"),
+                );
+                ("matmul_i8", "matmul_i8", constants)
+            }
         }
     }
 
@@ -210,28 +234,41 @@ impl PipelineKey {
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicParams { symmetric }));
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicQuantize { symmetric }));
         for epilogue in EpilogueKind::ALL {
-            for bits in 0..16u32 {
-                let dequant = matches!(
-                    epilogue,
-                    EpilogueKind::DequantF32 | EpilogueKind::DequantF16
-                );
-                let (dynamic_rows, float_bias) = (bits & 4 != 0, bits & 8 != 0);
-                if !dequant && (dynamic_rows || float_bias) {
-                    continue;
-                }
-                for (gemv, vec4_loads) in
-                    [(false, false), (false, true), (true, false), (true, true)]
-                {
-                    keys.push(PipelineKey::MatmulI8(MatmulVariant {
-                        epilogue,
-                        a_is_u8: bits & 1 != 0,
-                        per_row_zero_point: bits & 2 != 0,
-                        dynamic_rows,
-                        float_bias,
-                        gemv,
-                        vec4_loads,
-                        row_sums: bits & 1 == 0,
-                    }));
+            let conventions: &[Convention] = if epilogue == EpilogueKind::DequantRequant {
+                &Convention::ALL
+            } else {
+                &[Convention::Onnx]
+            };
+            let float_epilogue = matches!(
+                epilogue,
+                EpilogueKind::DequantF32 | EpilogueKind::DequantF16
+            );
+            for &convention in conventions {
+                for bits in 0..32u32 {
+                    let (dynamic_rows, float_bias, float_clamp) =
+                        (bits & 4 != 0, bits & 8 != 0, bits & 16 != 0);
+                    if !epilogue.dequantizes() && (dynamic_rows || float_bias) {
+                        continue;
+                    }
+                    if !float_epilogue && float_clamp {
+                        continue;
+                    }
+                    for (gemv, vec4_loads) in
+                        [(false, false), (false, true), (true, false), (true, true)]
+                    {
+                        keys.push(PipelineKey::MatmulI8(MatmulVariant {
+                            epilogue,
+                            a_is_u8: bits & 1 != 0,
+                            per_row_zero_point: bits & 2 != 0,
+                            dynamic_rows,
+                            float_bias,
+                            gemv,
+                            vec4_loads,
+                            row_sums: bits & 1 == 0,
+                            float_clamp,
+                            convention,
+                        }));
+                    }
                 }
             }
         }

@@ -9,18 +9,23 @@
 //! 3. `acc = dot - za·sum_w[n] - zw[n]·sum_a[m] + K·za·zw[n] + bias[n]`, all wrapping i32,
 //!    which equals the exact `Σ (a - za)(w - zw) + bias` because the host has proved that the
 //!    exact value fits i32 ([`check_accumulator_bound`]);
-//! 4. the epilogue.
+//! 4. the epilogue: dequantizing epilogues compute `v = f32(acc) * scale`, `v = v + b`
+//!    (optional f32 bias; rule 2 allows the fused `fma` too, see
+//!    [`matmul_i8_fused_alternative`]), then either the float activation clamp (f32/f16
+//!    outputs) or the convention's quantizer (`DequantRequant`).
 
 use half::f16;
 
 use crate::error::{Error, Result, check_scale};
-use crate::quant::epilogue::{Dequant, DequantScales, Epilogue, Requant, RequantScaling};
+use crate::quant::epilogue::{
+    Dequant, DequantRequant, DequantScales, Epilogue, Requant, RequantScaling,
+};
 use crate::quant::fixed_point::multiply_by_quantized_multiplier;
 use crate::quant::pack::{
     check_len, pack_bytes, pack_i8_domain, to_i8_domain, words_per_row, zero_point_to_i8_domain,
 };
 use crate::quant::qtype::QType;
-use crate::quant::scalar::round_half_to_even;
+use crate::quant::scalar::{quantize_value, round_half_to_even};
 use crate::reference::bounds::check_accumulator_bound;
 use crate::reference::dot::dot4_i8_packed;
 use crate::reference::quantize::to_storage_byte;
@@ -239,7 +244,9 @@ pub fn scale_then_bias_candidates(x: f32, scale: f32, bias: f32) -> [f32; 2] {
     [x * scale + bias, x.mul_add(scale, bias)]
 }
 
-fn check_dequant(d: &Dequant, m: usize, n: usize) -> Result<()> {
+/// Checks a dequantizing stage against an `[m, n]` output (scales, bias, activation) and
+/// returns its float clamp range.
+pub(crate) fn check_dequant(d: &Dequant, m: usize, n: usize) -> Result<Option<(f32, f32)>> {
     match &d.scales {
         DequantScales::PerChannel(s) => {
             check_count("dequant scales", s.len(), n, true)?;
@@ -265,43 +272,113 @@ fn check_dequant(d: &Dequant, m: usize, n: usize) -> Result<()> {
         check_count("f32 bias", b.len(), n, false)?;
         crate::error::check_finite("f32 bias", b)?;
     }
-    Ok(())
+    d.activation.float_range()
 }
 
-/// Dequantized f32 outputs (the reference member of the rule-2 pair when a bias is present).
-fn dequant_f32(acc: &[i32], d: &Dequant, m: usize, n: usize) -> Result<Vec<f32>> {
-    check_dequant(d, m, n)?;
+/// The float activation clamp: `v = v < lo ? lo : v; v = v > hi ? hi : v` (comparisons,
+/// as the shader's `select`s; never `min`/`max`).
+pub fn float_clamp(v: f32, range: Option<(f32, f32)>) -> f32 {
+    let Some((lo, hi)) = range else { return v };
+    let v = if v < lo { lo } else { v };
+    if v > hi { hi } else { v }
+}
+
+/// The dequantized values before any activation: `f32(acc) * scale`, then `+ b` as the
+/// reference member of the rule-2 pair (`fused == false`) or as one `fma` (`fused == true`).
+fn dequant_values(acc: &[i32], d: &Dequant, m: usize, n: usize, fused: bool) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(acc.len());
     for row in 0..m {
         for col in 0..n {
-            let scaled = acc[row * n + col] as f32 * dequant_scale(d, row, col)?;
+            let x = acc[row * n + col] as f32;
+            let s = dequant_scale(d, row, col)?;
             out.push(match &d.bias {
-                Some(b) => scaled + b[col],
-                None => scaled,
+                Some(b) => scale_then_bias_candidates(x, s, b[col])[usize::from(fused)],
+                None => x * s,
             });
         }
     }
     Ok(out)
 }
 
-/// The alternative (fused) f32 outputs of a dequantizing epilogue with a float bias, or
-/// `None` when there is no bias (the result is then unique).
+/// Dequantized f32 outputs with the activation (the reference member of the rule-2 pair
+/// when a bias is present, or the fused one).
+fn dequant_f32(acc: &[i32], d: &Dequant, m: usize, n: usize, fused: bool) -> Result<Vec<f32>> {
+    let range = check_dequant(d, m, n)?;
+    let mut out = dequant_values(acc, d, m, n, fused)?;
+    for v in &mut out {
+        *v = float_clamp(*v, range);
+    }
+    Ok(out)
+}
+
+/// The alternative (fused) f32 outputs of a dequantizing epilogue with a float bias, after
+/// its activation, or `None` when there is no bias (the result is then unique).
 ///
 /// # Errors
 /// As [`matmul_i8`].
 pub fn dequant_f32_fused_alternative(inputs: &GemmInputs, d: &Dequant) -> Result<Option<Vec<f32>>> {
-    let Some(bias) = &d.bias else { return Ok(None) };
+    if d.bias.is_none() {
+        return Ok(None);
+    }
     let acc = matmul_i8_accumulators(inputs)?;
     let (m, n, _) = inputs.dims();
-    check_dequant(d, m, n)?;
-    let mut out = Vec::with_capacity(acc.len());
-    for row in 0..m {
-        for col in 0..n {
-            let s = dequant_scale(d, row, col)?;
-            out.push(scale_then_bias_candidates(acc[row * n + col] as f32, s, bias[col])[1]);
-        }
+    dequant_f32(&acc, d, m, n, true).map(Some)
+}
+
+/// Checks a dequantize-requantize stage against an `[m, n]` output.
+pub(crate) fn check_dequant_requant(r: &DequantRequant, m: usize, n: usize) -> Result<()> {
+    check_dequant(&r.dequant, m, n)?;
+    r.check_output()
+}
+
+/// The output value of a dequantize-requantize stage for one dequantized f32 value `v`:
+/// `quantize_value(convention, v, s_out, zp_out, clamp_min, clamp_max)`.
+pub fn dequant_requant_value(r: &DequantRequant, v: f32) -> i32 {
+    quantize_value(
+        r.convention,
+        v,
+        r.out_scale,
+        r.out_zero_point,
+        r.clamp_min,
+        r.clamp_max,
+    )
+}
+
+/// Storage bytes of a dequantize-requantize stage (reference or fused rule-2 member).
+fn dequant_requant(
+    acc: &[i32],
+    r: &DequantRequant,
+    m: usize,
+    n: usize,
+    fused: bool,
+) -> Result<Vec<u8>> {
+    check_dequant_requant(r, m, n)?;
+    Ok(dequant_values(acc, &r.dequant, m, n, fused)?
+        .into_iter()
+        .map(|v| to_storage_byte(dequant_requant_value(r, v), r.out_qtype))
+        .collect())
+}
+
+/// The whole output computed with the fused member of the rule-2 pair (`fma(x, s, b)`),
+/// for epilogues with a float bias after a float scale; `None` for every other epilogue
+/// (its result is unique). A conforming GPU's output equals, element by element, either
+/// [`matmul_i8`] or this.
+///
+/// # Errors
+/// As [`matmul_i8`].
+pub fn matmul_i8_fused_alternative(
+    inputs: &GemmInputs,
+    epilogue: &Epilogue,
+) -> Result<Option<GemmOutput>> {
+    let has_bias = match epilogue {
+        Epilogue::DequantF32(d) | Epilogue::DequantF16(d) => d.bias.is_some(),
+        Epilogue::DequantRequant(r) => r.dequant.bias.is_some(),
+        Epilogue::I32 | Epilogue::Requant(_) => false,
+    };
+    if !has_bias {
+        return Ok(None);
     }
-    Ok(Some(out))
+    matmul_i8_with(inputs, epilogue, true).map(Some)
 }
 
 /// Applies a requantizing stage to one accumulator of channel `col`.
@@ -369,15 +446,20 @@ pub(crate) fn check_requant(r: &Requant, n: usize) -> Result<()> {
 /// # Errors
 /// As [`GemmInputs::validate`], plus epilogue parameter errors ([`Error::LengthMismatch`],
 /// [`Error::InvalidScale`] including a dynamic `s_a[m] * s_w[n]` that is not normal,
-/// [`Error::InvalidRange`]).
+/// [`Error::InvalidRange`], [`Error::InvalidConfig`] for an activation a float output cannot
+/// take or a `DequantRequant` output scale below its limit).
 pub fn matmul_i8(inputs: &GemmInputs, epilogue: &Epilogue) -> Result<GemmOutput> {
+    matmul_i8_with(inputs, epilogue, false)
+}
+
+fn matmul_i8_with(inputs: &GemmInputs, epilogue: &Epilogue, fused: bool) -> Result<GemmOutput> {
     let acc = matmul_i8_accumulators(inputs)?;
     let (m, n, _) = inputs.dims();
     Ok(match epilogue {
         Epilogue::I32 => GemmOutput::I32(acc),
-        Epilogue::DequantF32(d) => GemmOutput::F32(dequant_f32(&acc, d, m, n)?),
+        Epilogue::DequantF32(d) => GemmOutput::F32(dequant_f32(&acc, d, m, n, fused)?),
         Epilogue::DequantF16(d) => GemmOutput::F16(
-            dequant_f32(&acc, d, m, n)?
+            dequant_f32(&acc, d, m, n, fused)?
                 .into_iter()
                 .map(crate::reference::f16::f32_to_f16_bits)
                 .map(f16::from_bits)
@@ -395,5 +477,9 @@ pub fn matmul_i8(inputs: &GemmInputs, epilogue: &Epilogue) -> Result<GemmOutput>
                 bytes,
             }
         }
+        Epilogue::DequantRequant(r) => GemmOutput::Quantized {
+            qtype: r.out_qtype,
+            bytes: dequant_requant(&acc, r, m, n, fused)?,
+        },
     })
 }
