@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgpu_quant::gpu::Context;
 use wgpu_quant::gpu::buffers::{create, upload};
-use wgpu_quant::gpu::dynamic::encode_dynamic_quantize;
+use wgpu_quant::gpu::dynamic::{DynamicQuantizer, encode_dynamic_quantize};
 use wgpu_quant::gpu::gemm::{ActivationInput, QLinear, QuantizedWeights};
-use wgpu_quant::gpu::matmul_f32::{F32Linear, pad_rows_f32};
+use wgpu_quant::gpu::matmul_f32::F32Linear;
 use wgpu_quant::gpu::quantize::encode_quantize;
 use wgpu_quant::quant::calibrate::MinMax;
 use wgpu_quant::quant::divide::div_f32_exact;
@@ -54,13 +54,7 @@ fn matmuls(c: &mut Criterion) {
         let w = data(n * k, 1);
         let a = data(m * k, 2);
         let f32_layer = F32Linear::new(&ctx, &w, n, k, None).unwrap();
-        let a_f32 = upload(
-            &ctx,
-            "a",
-            &pad_rows_f32(&a, m, k).unwrap(),
-            wgpu::BufferUsages::STORAGE,
-        )
-        .unwrap();
+        let a_f32 = upload(&ctx, "a", &a, wgpu::BufferUsages::STORAGE).unwrap();
         let y_f32 = create(&ctx, "y", (m * n * 4) as u64, usage).unwrap();
         g.bench_function("f32", |b| {
             b.iter_custom(|iters| {
@@ -155,6 +149,40 @@ fn matmuls(c: &mut Criterion) {
                 })
             })
         });
+    }
+    g.finish();
+
+    // A model's hidden layer: 540 rows of 128, through prepared quantizers (one pass per row,
+    // three per tensor).
+    let (rows, cols) = (540, 128);
+    let x = upload(
+        &ctx,
+        "x",
+        &data(rows * cols, 6),
+        wgpu::BufferUsages::STORAGE,
+    )
+    .unwrap();
+    let q = create(&ctx, "q", (rows * words_per_row(cols) * 4) as u64, usage).unwrap();
+    let row_params = create(&ctx, "rows", (rows * 8) as u64, usage).unwrap();
+    let mut g = c.benchmark_group(format!("quantize {rows}x{cols}"));
+    g.throughput(Throughput::Elements((rows * cols) as u64));
+    for (label, scheme) in [
+        (
+            "dynamic onnx u8",
+            DynamicScheme::OnnxLinear { qtype: QType::U8 },
+        ),
+        ("dynamic per-token", DynamicScheme::SymmetricPerToken),
+    ] {
+        for granularity in [DynamicGranularity::PerRow, DynamicGranularity::PerTensor] {
+            let dq = DynamicQuantizer::new(&ctx, scheme, granularity, rows, cols).unwrap();
+            g.bench_function(format!("{label} {granularity:?}"), |b| {
+                b.iter_custom(|iters| {
+                    gpu_time(&ctx, iters, &mut |e| {
+                        dq.encode(&ctx, e, rows, &x, &q, &row_params).unwrap()
+                    })
+                })
+            });
+        }
     }
     g.finish();
 }

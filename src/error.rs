@@ -143,6 +143,22 @@ pub enum Error {
     /// A wgpu device request, validation or out-of-memory error, caught by an error scope.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// More rows than a tensor, layer or quantizer was built for.
+    #[error("{what}: {rows} rows exceed the capacity of {capacity} rows chosen at build time")]
+    CapacityExceeded {
+        /// Which buffer or op.
+        what: String,
+        /// Rows requested.
+        rows: usize,
+        /// Rows it was built for.
+        capacity: usize,
+    },
+    /// A size computed from a shape does not fit the integer type that must hold it.
+    #[error("size overflow: {what}")]
+    SizeOverflow {
+        /// The shape or size whose arithmetic overflowed, with its values.
+        what: String,
+    },
     /// A shader failed to assemble, parse or validate.
     #[error("shader {name}: {message}")]
     Shader {

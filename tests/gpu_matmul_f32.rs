@@ -73,3 +73,201 @@ fn errors_are_typed() {
         Err(wgpu_quant::Error::ShapeMismatch { .. })
     ));
 }
+
+/// Plain rows in a buffer of exactly `m × K` floats, for K with and without a remainder
+/// mod 4: the scalar-load variant reads no float past a row (the next row's +Inf times a
+/// zero weight would make NaN), and the vec4 variant is unchanged.
+#[test]
+fn plain_rows_any_k() {
+    use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(42);
+    for k in [1, 2, 3, 4, 5, 6, 7, 8, 13, 31, 64, 129] {
+        for m in [1, 2, 4, 5, 9] {
+            let n = 6;
+            let mut a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
+            let w: Vec<f32> = (0..n * k).map(|_| rng.uniform(-0.5, 0.5)).collect();
+            let layer = F32Linear::new(ctx, &w, n, k, None).unwrap();
+            // The last row holds +Inf first: only its own outputs may be non-finite.
+            a[(m - 1) * k] = f32::INFINITY;
+            let input = upload(ctx, "a", &a, wgpu::BufferUsages::STORAGE).unwrap();
+            assert_eq!(input.size(), (m * k * 4) as u64);
+            let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+            let out = create(ctx, "y", (m * n * 4) as u64, usage).unwrap();
+            let mut encoder = ctx.device().create_command_encoder(&Default::default());
+            layer.encode(ctx, &mut encoder, m, &input, &out).unwrap();
+            ctx.queue().submit([encoder.finish()]);
+            let y: Vec<f32> = bytemuck::pod_collect_to_vec(
+                &read_blocking(ctx, &out, (m * n * 4) as u64).unwrap(),
+            );
+            assert_eq!(y.len(), m * n);
+            let finite = m - 1;
+            let r = matmul_f32_reference(&a[..finite * k], &w, None, finite, n, k).unwrap();
+            assert!(
+                r.accepts(&y[..finite * n]),
+                "{m}x{n}x{k}: {:?} vs {:?}",
+                &y[..finite * n],
+                r.values
+            );
+            // Every weight row's first entry meets the Inf: ±Inf, never a silent finite.
+            assert!(
+                y[finite * n..].iter().all(|v| v.is_infinite()),
+                "{m}x{n}x{k}: {:?}",
+                &y[finite * n..]
+            );
+        }
+    }
+}
+
+/// `Relu`, `Relu6`, `ReluN1To1` and any `[lo, hi]` clamp after the product and bias, within the
+/// written bound of the clamped reference, on both load variants and both shapes.
+#[test]
+fn activations_within_the_bound() {
+    use wgpu_quant::Activation;
+    use wgpu_quant::reference::matmul_f32::{f32_activation_clamp, matmul_f32_reference_clamped};
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(43);
+    let activations = [
+        Activation::None,
+        Activation::Relu,
+        Activation::Relu6,
+        Activation::ReluN1To1,
+        Activation::Clamp { lo: -0.25, hi: 0.5 },
+        Activation::Clamp {
+            lo: f32::NEG_INFINITY,
+            hi: 0.0,
+        },
+        Activation::Clamp { lo: 0.3, hi: 0.3 },
+    ];
+    for &(m, n, k) in &[(2, 9, 12), (37, 21, 30), (1, 5, 7), (8, 33, 64)] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
+        let w: Vec<f32> = (0..n * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.uniform(-3.0, 3.0)).collect();
+        let base = F32Linear::new(ctx, &w, n, k, Some(&b)).unwrap();
+        let plain = base.run_blocking(ctx, &a, m).unwrap(); // fills the shared cache
+        for activation in activations {
+            let clamp = f32_activation_clamp(activation).unwrap();
+            let layer = base.clone().with_activation(activation).unwrap();
+            assert_eq!(layer.clamp(), clamp);
+            let y = layer.run_blocking(ctx, &a, m).unwrap();
+            let r = matmul_f32_reference_clamped(&a, &w, Some(&b), m, n, k, clamp).unwrap();
+            assert_eq!(y.len(), r.values.len());
+            assert!(r.accepts(&y), "{activation:?} {m}x{n}x{k}");
+            if let Some((lo, hi)) = clamp {
+                assert!(y.iter().all(|&v| lo <= v && v <= hi), "{activation:?}");
+                // The same clamp through with_clamp gives the same bits.
+                let again = base
+                    .clone()
+                    .with_clamp(lo, hi)
+                    .unwrap()
+                    .run_blocking(ctx, &a, m)
+                    .unwrap();
+                assert_eq!(bits(&again), bits(&y));
+                // Unclamped values inside the range are untouched.
+                for (p, v) in plain.iter().zip(&y) {
+                    if lo < *p && *p < hi {
+                        assert_eq!(p.to_bits(), v.to_bits());
+                    }
+                }
+            }
+        }
+        // The clones did not change the original's cached dispatches.
+        assert_eq!(bits(&base.run_blocking(ctx, &a, m).unwrap()), bits(&plain));
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// NaN passes through the clamp (select, not float min/max), on both load variants.
+#[test]
+fn nan_passes_through_the_clamp() {
+    use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
+    let Some(ctx) = gpu() else { return };
+    for k in [4, 5] {
+        let (m, n) = (5, 3);
+        let w = vec![0.5f32; n * k];
+        let layer = F32Linear::new(ctx, &w, n, k, None)
+            .unwrap()
+            .with_clamp(0.0, 6.0)
+            .unwrap();
+        let mut a = vec![1.0f32; m * k];
+        a[2 * k + 1] = f32::NAN;
+        a[3 * k] = -100.0;
+        a[4 * k] = 100.0;
+        let input = upload(ctx, "a", &a, wgpu::BufferUsages::STORAGE).unwrap();
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let out = create(ctx, "y", (m * n * 4) as u64, usage).unwrap();
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        layer.encode(ctx, &mut encoder, m, &input, &out).unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        let y: Vec<f32> =
+            bytemuck::pod_collect_to_vec(&read_blocking(ctx, &out, (m * n * 4) as u64).unwrap());
+        assert_eq!(y.len(), m * n);
+        let half_k = 0.5 * k as f32;
+        for c in 0..n {
+            assert_eq!(y[c], half_k, "k {k}");
+            assert!(y[2 * n + c].is_nan(), "k {k}: {}", y[2 * n + c]);
+            assert_eq!(y[3 * n + c], 0.0, "k {k}");
+            assert_eq!(y[4 * n + c], 6.0, "k {k}");
+        }
+    }
+}
+
+#[test]
+fn clamp_errors_are_typed() {
+    use wgpu_quant::reference::matmul_f32::matmul_f32_reference_clamped;
+    use wgpu_quant::{Activation, Error};
+    // The reference alone (no GPU): the clamp after the sum, the bound unchanged.
+    let (a, w) = ([1.0, 2.0], [3.0, -4.0]);
+    let r = matmul_f32_reference_clamped(&a, &w, None, 2, 2, 1, Some((0.0, 5.0))).unwrap();
+    assert_eq!(r.values, vec![3.0, 0.0, 5.0, 0.0]);
+    let plain = matmul_f32_reference(&a, &w, None, 2, 2, 1).unwrap();
+    assert_eq!(plain.values, vec![3.0, -4.0, 6.0, -8.0]);
+    assert_eq!(r.bounds, plain.bounds);
+    assert!(matches!(
+        matmul_f32_reference_clamped(&[1.0], &[1.0], None, 1, 1, 1, Some((1.0, 0.0))),
+        Err(Error::InvalidConfig { .. })
+    ));
+    let Some(ctx) = gpu() else { return };
+    let l = F32Linear::new(ctx, &[1.0; 6], 2, 3, None).unwrap();
+    for (lo, hi) in [(f32::NAN, 1.0), (0.0, f32::NAN), (2.0, 1.0)] {
+        assert!(matches!(
+            l.clone().with_clamp(lo, hi),
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
+    assert!(matches!(
+        l.clone()
+            .with_activation(Activation::ClampQuantized { lo: 0, hi: 10 }),
+        Err(Error::Mismatch(_))
+    ));
+    assert!(matches!(
+        l.clone()
+            .with_activation(Activation::Clamp { lo: 1.0, hi: -1.0 }),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert_eq!(
+        l.clone()
+            .with_clamp(f32::NEG_INFINITY, f32::INFINITY)
+            .unwrap()
+            .clamp(),
+        Some((f32::NEG_INFINITY, f32::INFINITY))
+    );
+    // m = 0 is a no-op; a buffer too small for m plain rows is a typed error.
+    assert_eq!(l.run_blocking(ctx, &[], 0).unwrap(), Vec::<f32>::new());
+    let small =
+        wgpu_quant::gpu::buffers::upload(ctx, "a", &[1.0f32; 5], wgpu::BufferUsages::STORAGE)
+            .unwrap();
+    let out = wgpu_quant::gpu::buffers::create(ctx, "y", 64, wgpu::BufferUsages::STORAGE).unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    assert!(matches!(
+        l.encode(ctx, &mut encoder, 2, &small, &out),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let err = l
+        .encode(ctx, &mut encoder, usize::MAX / 2, &small, &out)
+        .unwrap_err();
+    assert!(matches!(err, Error::SizeOverflow { .. }), "{err:?}");
+}

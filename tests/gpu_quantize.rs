@@ -162,42 +162,232 @@ fn quantize_errors_are_typed() {
     );
 }
 
-/// The prepared quantizer gives the same bytes as the per-call path and the reference.
+/// Packed words of `rows` rows read back from `out`, unpacked to storage bytes.
+fn read_rows(
+    ctx: &wgpu_quant::gpu::Context,
+    out: &wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+) -> Vec<u8> {
+    use wgpu_quant::gpu::buffers::read_blocking;
+    let bytes = (rows * cols.div_ceil(4) * 4) as u64;
+    let words: Vec<u32> = bytemuck::pod_collect_to_vec(&read_blocking(ctx, out, bytes).unwrap());
+    assert_eq!(words.len(), rows * cols.div_ceil(4));
+    wgpu_quant::quant::pack::unpack_bytes(&words, rows, cols).unwrap()
+}
+
+/// The params of the first `rows` rows: per-row (axis 0) params keep their first `rows`
+/// channels, the others are unchanged.
+fn prefix_params(params: &QuantParams, rows: usize) -> QuantParams {
+    match params.axis() {
+        Some(0) => QuantParams::per_axis(
+            0,
+            params.scales()[..rows].to_vec(),
+            params.zero_points()[..rows].to_vec(),
+            params.range(),
+        )
+        .unwrap(),
+        _ => params.clone(),
+    }
+}
+
+/// One prepared quantizer serves every batch size up to its capacity, per tensor, per
+/// column and per row, equal to the reference on each prefix, for each convention.
 #[test]
-fn prepared_quantizer_matches() {
-    use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
+fn prepared_quantizer_serves_every_batch_size() {
+    use wgpu_quant::gpu::buffers::{create, upload};
     use wgpu_quant::gpu::quantize::Quantizer;
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng::new(23);
-    let shape = [11, 13];
-    let x: Vec<f32> = (0..11 * 13).map(|_| rng.uniform(-5.0, 5.0)).collect();
-    let params = QuantParams::per_axis(
+    let (max_rows, cols) = (11, 13);
+    let mut x: Vec<f32> = (0..max_rows * cols)
+        .map(|_| rng.uniform(-5.0, 5.0))
+        .collect();
+    let sp = specials();
+    x[..sp.len().min(max_rows * cols)].copy_from_slice(&sp[..sp.len().min(max_rows * cols)]);
+    let per_tensor = QuantParams::per_tensor(0.037, -3, QType::I8.full_range()).unwrap();
+    let per_row = QuantParams::per_axis(
         0,
-        (0..11).map(|c| 0.02 + 0.001 * c as f32).collect(),
-        vec![3; 11],
+        (0..max_rows).map(|c| 0.02 + 0.001 * c as f32).collect(),
+        (0..max_rows).map(|c| c as i32 - 5).collect(),
         QType::I8.full_range(),
     )
     .unwrap();
-    let q = Quantizer::new(ctx, Convention::TfLite, &params, &shape).unwrap();
-    let input = upload(ctx, "x", &x, wgpu::BufferUsages::STORAGE).unwrap();
-    let bytes = (11 * 13usize.div_ceil(4) * 4) as u64;
-    let out = create(
-        ctx,
-        "q",
-        bytes,
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    let per_col = QuantParams::per_axis(
+        1,
+        (0..cols).map(|c| 0.5 / (c + 1) as f32).collect(),
+        (0..cols).map(|c| 100 + c as i32).collect(),
+        QType::U8.full_range(),
     )
     .unwrap();
-    for _ in 0..2 {
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        q.encode(ctx, &mut encoder, &input, &out).unwrap();
-        ctx.queue().submit([encoder.finish()]);
-        let words: Vec<u32> =
-            bytemuck::pod_collect_to_vec(&read_blocking(ctx, &out, bytes).unwrap());
-        let got = wgpu_quant::quant::pack::unpack_bytes(&words, 11, 13).unwrap();
-        assert_eq!(
-            got,
-            quantize(Convention::TfLite, &x, &shape, &params).unwrap()
-        );
+    let input = upload(ctx, "x", &x, wgpu::BufferUsages::STORAGE).unwrap();
+    let bytes = (max_rows * cols.div_ceil(4) * 4) as u64;
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let out = create(ctx, "q", bytes, usage).unwrap();
+    for convention in Convention::ALL {
+        for params in [&per_tensor, &per_row, &per_col] {
+            let q = Quantizer::new(ctx, convention, params, max_rows, cols).unwrap();
+            assert_eq!((q.max_rows(), q.cols()), (max_rows, cols));
+            // Below and at capacity, in a mixed order and repeated (cached uniforms).
+            for rows in [1, max_rows, 4, 2, max_rows, 7, 1, 4] {
+                let mut encoder = ctx.device().create_command_encoder(&Default::default());
+                q.encode(ctx, &mut encoder, rows, &input, &out).unwrap();
+                ctx.queue().submit([encoder.finish()]);
+                let got = read_rows(ctx, &out, rows, cols);
+                let want = quantize(
+                    convention,
+                    &x[..rows * cols],
+                    &[rows, cols],
+                    &prefix_params(params, rows),
+                )
+                .unwrap();
+                assert_eq!(got.len(), want.len());
+                assert_eq!(got, want, "{convention:?} {:?} rows {rows}", params.axis());
+            }
+        }
     }
+}
+
+/// Several calls with different row counts in one encoder each read their own uniforms
+/// (a shared uniform rewritten with `queue.write_buffer` would be reordered before them),
+/// also after the per-row cache has been cleared.
+#[test]
+fn row_counts_in_one_encoder_keep_their_own_uniforms() {
+    use wgpu_quant::gpu::buffers::{create, upload};
+    use wgpu_quant::gpu::quantize::{Quantizer, ROW_CACHE_ENTRIES};
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(24);
+    let (max_rows, cols) = (ROW_CACHE_ENTRIES + 6, 5);
+    let x: Vec<f32> = (0..max_rows * cols)
+        .map(|_| rng.uniform(-9.0, 9.0))
+        .collect();
+    let params = QuantParams::per_tensor(0.07, 2, QType::I8.full_range()).unwrap();
+    let q = Quantizer::new(ctx, Convention::Onnx, &params, max_rows, cols).unwrap();
+    let input = upload(ctx, "x", &x, wgpu::BufferUsages::STORAGE).unwrap();
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let bytes = (max_rows * cols.div_ceil(4) * 4) as u64;
+    let outs: Vec<wgpu::Buffer> = (0..3)
+        .map(|_| create(ctx, "q", bytes, usage).unwrap())
+        .collect();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    for o in &outs {
+        encoder.clear_buffer(o, 0, None);
+    }
+    // Every row count once (more than the cache holds), then three calls to check.
+    for rows in 1..=max_rows {
+        q.encode(ctx, &mut encoder, rows, &input, &outs[0]).unwrap();
+    }
+    let checks = [(3, 0), (max_rows, 1), (1, 2)];
+    for &(rows, o) in &checks {
+        q.encode(ctx, &mut encoder, rows, &input, &outs[o]).unwrap();
+    }
+    ctx.queue().submit([encoder.finish()]);
+    for &(rows, o) in &checks {
+        let got = read_rows(ctx, &outs[o], max_rows, cols);
+        let want = quantize(Convention::Onnx, &x[..rows * cols], &[rows, cols], &params).unwrap();
+        assert_eq!(got.len(), max_rows * cols);
+        assert_eq!(&got[..rows * cols], &want[..], "rows {rows}");
+        // Rows past this call's count were not written (the buffer was cleared to 0).
+        if o != 0 {
+            assert!(
+                got[rows * cols..].iter().all(|&b| b == 0),
+                "rows {rows} wrote past its rows"
+            );
+        }
+    }
+}
+
+#[test]
+fn prepared_quantizer_capacity_and_empty_calls() {
+    use wgpu_quant::gpu::buffers::{create, upload};
+    use wgpu_quant::gpu::quantize::{Quantizer, encode_quantize};
+    let Some(ctx) = gpu() else { return };
+    let params = QuantParams::per_tensor(0.5, 0, QType::I8.full_range()).unwrap();
+    let q = Quantizer::new(ctx, Convention::Onnx, &params, 4, 6).unwrap();
+    let input = upload(ctx, "x", &[1.0f32; 40], wgpu::BufferUsages::STORAGE).unwrap();
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let out = upload(ctx, "q", &[0xdead_beefu32; 10], usage).unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let err = q.encode(ctx, &mut encoder, 5, &input, &out).unwrap_err();
+    assert_eq!(
+        err,
+        Error::CapacityExceeded {
+            what: "quantize".into(),
+            rows: 5,
+            capacity: 4
+        }
+    );
+    assert!(
+        err.to_string().contains('5') && err.to_string().contains('4'),
+        "{err}"
+    );
+    // Zero rows: nothing is recorded, the output keeps its contents.
+    q.encode(ctx, &mut encoder, 0, &input, &out).unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let words: Vec<u32> = bytemuck::pod_collect_to_vec(
+        &wgpu_quant::gpu::buffers::read_blocking(ctx, &out, 40).unwrap(),
+    );
+    assert_eq!(words, vec![0xdead_beef; 10]);
+    // A too-small buffer for the rows asked is a typed error; enough for fewer rows is fine.
+    let small = create(ctx, "small", 2 * 6 * 4, wgpu::BufferUsages::STORAGE).unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    assert!(matches!(
+        q.encode(ctx, &mut encoder, 3, &small, &out),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    q.encode(ctx, &mut encoder, 2, &small, &out).unwrap();
+    // Sizes that overflow are typed errors naming the values, at build.
+    let err = Quantizer::new(ctx, Convention::Onnx, &params, usize::MAX / 2, 3).unwrap_err();
+    assert!(matches!(err, Error::SizeOverflow { .. }), "{err:?}");
+    let err = Quantizer::new(ctx, Convention::Onnx, &params, 1 << 20, 1 << 13).unwrap_err();
+    assert!(
+        matches!(&err, Error::SizeOverflow { what } if what.contains("8589934592")),
+        "{err:?}"
+    );
+    // The one-shot function still takes any shape, with an empty tensor a no-op.
+    encode_quantize(
+        ctx,
+        &mut encoder,
+        Convention::Onnx,
+        &params,
+        &[0, 6],
+        &input,
+        &out,
+    )
+    .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+}
+
+/// The one-shot path over a rank-3 tensor quantized along its middle axis, and the same
+/// tensor through a prepared [`Quantizer::for_shape`] with fewer rows (a prefix).
+#[test]
+fn for_shape_keeps_channels_on_a_prefix() {
+    use wgpu_quant::gpu::buffers::{create, upload};
+    use wgpu_quant::gpu::quantize::Quantizer;
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(25);
+    let shape = [3, 4, 5];
+    let x: Vec<f32> = (0..60).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let params = QuantParams::per_axis(
+        1,
+        vec![0.01, 0.02, 0.03, 0.04],
+        vec![1, -1, 2, -2],
+        QType::I8.full_range(),
+    )
+    .unwrap();
+    let want = quantize(Convention::PyTorch, &x, &shape, &params).unwrap();
+    assert_eq!(
+        quantize_blocking(ctx, Convention::PyTorch, &x, &shape, &params).unwrap(),
+        want
+    );
+    let q = Quantizer::for_shape(ctx, Convention::PyTorch, &params, &shape).unwrap();
+    assert_eq!((q.max_rows(), q.cols()), (12, 5));
+    let input = upload(ctx, "x", &x, wgpu::BufferUsages::STORAGE).unwrap();
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let out = create(ctx, "q", 12 * 2 * 4, usage).unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    q.encode(ctx, &mut encoder, 6, &input, &out).unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    assert_eq!(read_rows(ctx, &out, 6, 5), want[..30].to_vec());
 }

@@ -16,7 +16,7 @@ use wgpu_quant::gpu::Context;
 use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
 use wgpu_quant::gpu::dynamic::DynamicQuantizer;
 use wgpu_quant::gpu::gemm::{ActivationInput, QLinear, QuantizedWeights};
-use wgpu_quant::gpu::matmul_f32::{F32Linear, pad_rows_f32};
+use wgpu_quant::gpu::matmul_f32::F32Linear;
 use wgpu_quant::gpu::peak::{PeakKernel, PeakKind};
 use wgpu_quant::gpu::timer::GpuTimer;
 use wgpu_quant::quant::calibrate::{MinMax, Observer};
@@ -207,12 +207,7 @@ impl Bench {
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
 
         let f32_layer = F32Linear::new(&ctx, &w, n, k, None)?;
-        let a_f32 = upload(
-            &ctx,
-            "a f32",
-            &pad_rows_f32(&a, m, k)?,
-            wgpu::BufferUsages::STORAGE,
-        )?;
+        let a_f32 = upload(&ctx, "a f32", &a, wgpu::BufferUsages::STORAGE)?;
         let y_f32 = create(&ctx, "y f32", (m * n * 4) as u64, usage)?;
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         f32_layer.encode(&ctx, &mut encoder, m, &a_f32, &y_f32)?;
@@ -341,12 +336,6 @@ impl Bench {
         let w = rng.normals(n * k, 1.0 / (k as f32).sqrt());
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
         let f32_layer = F32Linear::new(&ctx, &w, n, k, None)?;
-        let a_pad = upload(
-            &ctx,
-            "a f32 padded",
-            &pad_rows_f32(&a, m, k)?,
-            wgpu::BufferUsages::STORAGE,
-        )?;
         let a_raw = upload(&ctx, "a f32", &a, wgpu::BufferUsages::STORAGE)?;
         let y_f32 = create(&ctx, "y f32", (m * n * 4) as u64, usage)?;
         let weights = QuantizedWeights::quantize(
@@ -385,8 +374,8 @@ impl Bench {
             k,
         )?;
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        f32_layer.encode(&ctx, &mut encoder, m, &a_pad, &y_f32)?;
-        dq.encode(&ctx, &mut encoder, &a_raw, &packed, &rows)?;
+        f32_layer.encode(&ctx, &mut encoder, m, &a_raw, &y_f32)?;
+        dq.encode(&ctx, &mut encoder, m, &a_raw, &packed, &rows)?;
         layer.encode(&ctx, &mut encoder, m, &packed, Some(&rows), &y)?;
         ctx.queue().submit([encoder.finish()]);
         let reference: Vec<f32> =
@@ -400,7 +389,7 @@ impl Bench {
                 epilogue: "none",
                 weight_bytes: (n * k * 4) as f64,
                 sqnr: None,
-                record: Box::new(|e| f32_layer.encode(&ctx2, e, m, &a_pad, &y_f32)),
+                record: Box::new(|e| f32_layer.encode(&ctx2, e, m, &a_raw, &y_f32)),
             },
             Case {
                 precision: "int8",
@@ -408,7 +397,7 @@ impl Bench {
                 weight_bytes: (n * words_per_row(k) * 4) as f64,
                 sqnr: Some(sqnr_db(&reference, &got)),
                 record: Box::new(|e| {
-                    dq.encode(&ctx3, e, &a_raw, &packed, &rows)?;
+                    dq.encode(&ctx3, e, m, &a_raw, &packed, &rows)?;
                     layer.encode(&ctx3, e, m, &packed, Some(&rows), &y)
                 }),
             },

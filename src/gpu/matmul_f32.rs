@@ -1,5 +1,6 @@
 //! The FP32 GEMM baseline on the GPU (`shaders/matmul_f32.wgsl`), held to the written bound
-//! of [`crate::reference::matmul_f32`]. It exists so the INT8 kernels have an honest peer.
+//! of [`crate::reference::matmul_f32`]. It exists so the INT8 kernels have an honest peer,
+//! and so a model's FP32 baseline can run on the GPU with the same activations.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::gpu::buffers::{bind_group, check_storage, create, read_blocking, upload};
 use crate::gpu::context::Context;
 use crate::gpu::pipelines::PipelineKey;
+use crate::quant::epilogue::Activation;
 use crate::quant::pack::check_len;
+use crate::reference::matmul_f32::{check_clamp, f32_activation_clamp};
 
 /// Twin of `MatmulF32Uniforms` in `shaders/matmul_f32.wgsl`.
 #[repr(C)]
@@ -16,30 +19,20 @@ use crate::quant::pack::check_len;
 pub struct MatmulF32Uniforms {
     /// Rows of A.
     pub m: u32,
-    /// Output channels.
+    /// Output channels of this dispatch.
     pub n: u32,
-    /// `vec4`s per padded row.
-    pub k_vec4: u32,
+    /// K: floats per row of A (its row stride).
+    pub k: u32,
+    /// Floats per row of the uploaded W (K padded to a multiple of 4).
+    pub w_stride: u32,
     /// Output row width (all of N).
     pub n_total: u32,
     /// First output column of this dispatch.
     pub col_offset: u32,
-    /// Padding.
-    pub pad: [u32; 3],
-}
-
-/// Rows of `cols` floats padded with zeros to a multiple of 4.
-///
-/// # Errors
-/// [`Error::ShapeMismatch`] when `data.len() != rows * cols`.
-pub fn pad_rows_f32(data: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
-    check_len("f32 matrix", data.len(), rows, cols)?;
-    let stride = cols.next_multiple_of(4);
-    let mut out = vec![0.0f32; rows * stride];
-    for r in 0..rows {
-        out[r * stride..r * stride + cols].copy_from_slice(&data[r * cols..(r + 1) * cols]);
-    }
-    Ok(out)
+    /// Clamp low end (`-Inf` without a clamp).
+    pub lo: f32,
+    /// Clamp high end (`+Inf` without a clamp).
+    pub hi: f32,
 }
 
 /// One part of the weights along N with its bias slice.
@@ -51,7 +44,8 @@ struct Chunk {
     bias: wgpu::Buffer,
 }
 
-/// An FP32 linear layer with weights uploaded once (split along N above the binding limit).
+/// An FP32 linear layer `y = clamp(x × Wᵀ + bias, lo, hi)` with weights uploaded once (split
+/// along N above the binding limit). Activations are plain row-major `[m, K]` f32.
 #[derive(Debug, Clone)]
 pub struct F32Linear {
     n: usize,
@@ -59,6 +53,8 @@ pub struct F32Linear {
     chunks: Vec<Chunk>,
     pipeline: wgpu::ComputePipeline,
     gemv_pipeline: wgpu::ComputePipeline,
+    /// The activation clamp, if any.
+    clamp: Option<(f32, f32)>,
     /// Prepared bind groups (and their uniforms) per `(M, input, output)`.
     dispatch_cache: Arc<Mutex<HashMap<F32Key, PreparedF32>>>,
 }
@@ -69,17 +65,22 @@ type F32Key = (usize, wgpu::Buffer, wgpu::Buffer);
 /// One call's bind groups, each with its workgroups along N and the uniforms it binds.
 type PreparedF32 = Arc<Vec<(wgpu::BindGroup, u32, wgpu::Buffer)>>;
 
+fn overflow(what: String) -> Error {
+    Error::SizeOverflow { what }
+}
+
 impl F32Linear {
-    /// Uploads `W[N, K]` (row-major) and an optional bias.
+    /// Uploads `W[N, K]` (row-major) and an optional bias; no activation (see
+    /// [`F32Linear::with_clamp`] and [`F32Linear::with_activation`]).
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`], [`Error::LengthMismatch`] (bias), [`Error::NonFiniteInput`],
-    /// [`Error::EmptyDimension`] (K = 0), GPU errors.
+    /// [`Error::EmptyDimension`] (K = 0), [`Error::SizeOverflow`], GPU errors.
     pub fn new(ctx: &Context, w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Result<Self> {
         if k == 0 {
             return Err(Error::EmptyDimension { what: "K".into() });
         }
-        let padded = pad_rows_f32(w, n, k)?;
+        check_len("W", w.len(), n, k)?;
         crate::error::check_finite("W", w)?;
         if let Some(b) = bias {
             if b.len() != n {
@@ -91,21 +92,30 @@ impl F32Linear {
             }
             crate::error::check_finite("bias", b)?;
         }
+        u32::try_from(n).map_err(|_| overflow(format!("N = {n} exceeds u32")))?;
+        let stride = k.next_multiple_of(4);
+        u32::try_from(stride)
+            .map_err(|_| overflow(format!("K = {k} padded to {stride} exceeds u32")))?;
+        let row_bytes = stride
+            .checked_mul(4)
+            .ok_or_else(|| overflow(format!("a weight row of K = {k} floats in bytes")))?;
+        let padded = pad_rows(w, n, k)?;
         let has_bias = bias.is_some();
+        let vec4 = k.is_multiple_of(4);
         let pipeline = ctx.pipeline(PipelineKey::MatmulF32 {
             has_bias,
             gemv: false,
+            vec4,
         })?;
         let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulF32 {
             has_bias,
             gemv: true,
+            vec4,
         })?;
-        let stride = k.next_multiple_of(4);
-        let per_chunk = (ctx.binding_limit() / (stride as u64 * 4)) as usize / 4 * 4;
+        let per_chunk = (ctx.binding_limit() / row_bytes as u64) as usize / 4 * 4;
         if per_chunk == 0 {
             return Err(Error::Unsupported(format!(
-                "four f32 weight rows of {} bytes exceed the storage binding limit",
-                stride * 4
+                "four f32 weight rows of {row_bytes} bytes exceed the storage binding limit"
             )));
         }
         let zeros = vec![0.0f32; n];
@@ -136,15 +146,63 @@ impl F32Linear {
             chunks,
             pipeline,
             gemv_pipeline,
+            clamp: None,
             dispatch_cache: Arc::default(),
         })
     }
 
-    /// Records `output[M, N] = input × Wᵀ (+ bias)`. `input` holds `m` rows of K floats
-    /// padded with zeros to a multiple of 4 ([`pad_rows_f32`]).
+    /// The same layer with its outputs clamped to `[lo, hi]` after the product and bias:
+    /// `lo = 0, hi = +Inf` is `Relu`, `[0, 6]` is `Relu6`. Infinite bounds are allowed; a NaN
+    /// output stays NaN (the kernel clamps with `select`, never float `min`/`max`).
     ///
     /// # Errors
-    /// Buffer checks ([`check_storage`]); [`Error::Unsupported`] above dispatch limits.
+    /// [`Error::InvalidConfig`] for a NaN bound or `lo > hi`.
+    pub fn with_clamp(mut self, lo: f32, hi: f32) -> Result<Self> {
+        check_clamp(lo, hi)?;
+        self.clamp = Some((lo, hi));
+        // The prepared uniforms hold the clamp; clones made before keep theirs.
+        self.dispatch_cache = Arc::default();
+        Ok(self)
+    }
+
+    /// The same layer with `activation` applied to its f32 outputs: `Relu` = `[0, +Inf]`,
+    /// `Relu6` = `[0, 6]`, `ReluN1To1` = `[-1, 1]`, `Clamp { lo, hi }`, `None` = no clamp
+    /// ([`f32_activation_clamp`]).
+    ///
+    /// # Errors
+    /// As [`f32_activation_clamp`] and [`F32Linear::with_clamp`].
+    pub fn with_activation(mut self, activation: Activation) -> Result<Self> {
+        match f32_activation_clamp(activation)? {
+            Some((lo, hi)) => self.with_clamp(lo, hi),
+            None => {
+                self.clamp = None;
+                self.dispatch_cache = Arc::default();
+                Ok(self)
+            }
+        }
+    }
+
+    /// The clamp applied to the outputs, if any.
+    pub fn clamp(&self) -> Option<(f32, f32)> {
+        self.clamp
+    }
+
+    /// Output channels.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Inputs per row.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Records `output[M, N] = clamp(input × Wᵀ (+ bias))`. `input` holds `m` plain rows of
+    /// K floats (row stride exactly K). `m = 0` records nothing.
+    ///
+    /// # Errors
+    /// [`Error::SizeOverflow`] for sizes that overflow; buffer checks ([`check_storage`]);
+    /// [`Error::Unsupported`] above dispatch limits; [`Error::Gpu`].
     pub fn encode(
         &self,
         ctx: &Context,
@@ -156,9 +214,22 @@ impl F32Linear {
         if m == 0 {
             return Ok(());
         }
-        let stride = self.k.next_multiple_of(4);
-        check_storage(ctx, "f32 activations", input, (m * stride) as u64 * 4)?;
-        check_storage(ctx, "f32 output", output, (m * self.n) as u64 * 4)?;
+        let elements = |what: &str, cols: usize| -> Result<u64> {
+            let count = m
+                .checked_mul(cols)
+                .ok_or_else(|| overflow(format!("{what}: {m} * {cols} elements")))?;
+            // The kernel indexes elements with u32.
+            u32::try_from(count)
+                .map_err(|_| overflow(format!("{what}: {m} * {cols} = {count} exceeds u32")))?;
+            Ok(count as u64 * 4)
+        };
+        check_storage(
+            ctx,
+            "f32 activations",
+            input,
+            elements("f32 activations", self.k)?,
+        )?;
+        check_storage(ctx, "f32 output", output, elements("f32 output", self.n)?)?;
         let gemv = m <= crate::gpu::gemm::GEMV_MAX_ROWS;
         let pipeline = if gemv {
             &self.gemv_pipeline
@@ -190,15 +261,19 @@ impl F32Linear {
                 // compare the kernels rather than host-side allocations.
                 let device = ctx.device();
                 let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+                let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
                 let mut prepared = Vec::with_capacity(self.chunks.len());
                 for chunk in &self.chunks {
+                    // All fit u32: m and m * k were checked above, n and K at build.
                     let uniforms = MatmulF32Uniforms {
                         m: m as u32,
                         n: (chunk.n1 - chunk.n0) as u32,
-                        k_vec4: (stride / 4) as u32,
+                        k: self.k as u32,
+                        w_stride: self.k.next_multiple_of(4) as u32,
                         n_total: self.n as u32,
                         col_offset: chunk.n0 as u32,
-                        pad: [0; 3],
+                        lo,
+                        hi,
                     };
                     let uniform_buf = upload(
                         ctx,
@@ -242,15 +317,22 @@ impl F32Linear {
         Ok(())
     }
 
-    /// Uploads `a` (`m × K`), runs and reads back (blocking).
+    /// Uploads `a` (`m × K`, row-major), runs and reads back (blocking).
     ///
     /// # Errors
     /// As [`F32Linear::encode`], plus shape and finiteness errors for `a`.
     pub fn run_blocking(&self, ctx: &Context, a: &[f32], m: usize) -> Result<Vec<f32>> {
-        let padded = pad_rows_f32(a, m, self.k)?;
+        check_len("A", a.len(), m, self.k)?;
         crate::error::check_finite("A", a)?;
-        let input = upload(ctx, "f32 activations", &padded, wgpu::BufferUsages::STORAGE)?;
-        let bytes = (m * self.n) as u64 * 4;
+        if m == 0 {
+            return Ok(Vec::new());
+        }
+        let input = upload(ctx, "f32 activations", a, wgpu::BufferUsages::STORAGE)?;
+        let bytes = m
+            .checked_mul(self.n)
+            .and_then(|e| e.checked_mul(4))
+            .ok_or_else(|| overflow(format!("f32 output: {m} * {} floats in bytes", self.n)))?
+            as u64;
         let output = create(
             ctx,
             "f32 output",
@@ -264,4 +346,17 @@ impl F32Linear {
             ctx, &output, bytes,
         )?))
     }
+}
+
+/// Rows of `cols` floats padded with zeros to a multiple of 4 (the uploaded weights).
+fn pad_rows(data: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
+    let stride = cols.next_multiple_of(4);
+    let len = rows
+        .checked_mul(stride)
+        .ok_or_else(|| overflow(format!("padded weights: {rows} * {stride} floats")))?;
+    let mut out = vec![0.0f32; len];
+    for r in 0..rows {
+        out[r * stride..r * stride + cols].copy_from_slice(&data[r * cols..(r + 1) * cols]);
+    }
+    Ok(out)
 }

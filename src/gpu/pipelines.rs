@@ -20,17 +20,25 @@ pub enum PipelineKey {
     },
     /// The int8 GEMM with one epilogue.
     MatmulI8(MatmulVariant),
-    /// Dynamic quantization, pass 1: the per-group range.
+    /// Dynamic quantization per row in one pass: a workgroup per row reduces its range,
+    /// derives its scale and zero point and quantizes it.
+    DynamicRow {
+        /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
+        symmetric: bool,
+        /// Invocations per workgroup (one workgroup per row).
+        workgroup: u32,
+    },
+    /// Dynamic quantization per tensor, pass 1: the tensor's range.
     DynamicRange {
         /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
         symmetric: bool,
     },
-    /// Dynamic quantization, pass 2: each group's scale and zero point.
+    /// Dynamic quantization per tensor, pass 2: the scale and zero point.
     DynamicParams {
         /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
         symmetric: bool,
     },
-    /// Dynamic quantization, pass 3: quantize.
+    /// Dynamic quantization per tensor, pass 3: quantize.
     DynamicQuantize {
         /// Symmetric per-token (else ONNX `DynamicQuantizeLinear`).
         symmetric: bool,
@@ -43,6 +51,8 @@ pub enum PipelineKey {
         has_bias: bool,
         /// The GEMV shape (M <= 3).
         gemv: bool,
+        /// 16-byte loads of A (K % 4 == 0); else one f32 per load, any K.
+        vec4: bool,
     },
 }
 
@@ -135,20 +145,27 @@ impl PipelineKey {
                 "dequantize",
                 quantize_constants(Convention::Onnx, signed),
             ),
-            PipelineKey::DynamicRange { symmetric }
+            PipelineKey::DynamicRow { symmetric, .. }
+            | PipelineKey::DynamicRange { symmetric }
             | PipelineKey::DynamicParams { symmetric }
             | PipelineKey::DynamicQuantize { symmetric } => {
                 let entry = match self {
+                    PipelineKey::DynamicRow { .. } => "dynamic_row",
                     PipelineKey::DynamicRange { .. } => "dynamic_range",
                     PipelineKey::DynamicParams { .. } => "dynamic_params",
                     _ => "dynamic_quantize",
                 };
                 let mut constants = quantize_constants(Convention::Onnx, false);
                 constants.push(("SYMMETRIC", ConstValue::Bool(symmetric)));
+                let row_workgroup = match self {
+                    PipelineKey::DynamicRow { workgroup, .. } => *workgroup,
+                    _ => 64,
+                };
+                constants.push(("ROW_WORKGROUP", ConstValue::U32(row_workgroup)));
                 ("dynamic_quantize", entry, constants)
             }
             PipelineKey::Divide => ("divide", "divide", vec![]),
-            PipelineKey::MatmulF32 { has_bias, gemv } => {
+            PipelineKey::MatmulF32 { has_bias, gemv, .. } => {
                 let (tile_m, wg_x, wg_y) = if gemv { (1, 64, 1) } else { (4, 8, 8) };
                 (
                     "matmul_f32",
@@ -194,6 +211,7 @@ impl PipelineKey {
         let (root, _, constants) = self.source();
         let loads = match self {
             PipelineKey::MatmulI8(v) if v.vec4_loads => "loads/vec4",
+            PipelineKey::MatmulF32 { vec4: true, .. } => "loads/vec4",
             _ => "loads/scalar",
         };
         assemble_with_imports(root, &constants, &[("loads", loads)])
@@ -226,10 +244,20 @@ impl PipelineKey {
             .map(|&convention| PipelineKey::Quantize { convention })
             .collect();
         keys.extend([true, false].map(|signed| PipelineKey::Dequantize { signed }));
-        for (has_bias, gemv) in [(false, false), (false, true), (true, false), (true, true)] {
-            keys.push(PipelineKey::MatmulF32 { has_bias, gemv });
+        for bits in 0..8u32 {
+            keys.push(PipelineKey::MatmulF32 {
+                has_bias: bits & 1 != 0,
+                gemv: bits & 2 != 0,
+                vec4: bits & 4 != 0,
+            });
         }
         keys.push(PipelineKey::Divide);
+        for workgroup in crate::gpu::dynamic::ROW_WORKGROUPS {
+            keys.extend([true, false].map(|symmetric| PipelineKey::DynamicRow {
+                symmetric,
+                workgroup,
+            }));
+        }
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicRange { symmetric }));
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicParams { symmetric }));
         keys.extend([true, false].map(|symmetric| PipelineKey::DynamicQuantize { symmetric }));

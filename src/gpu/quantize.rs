@@ -1,6 +1,10 @@
 //! Static quantize and dequantize on the GPU (`shaders/quantize.wgsl`), per tensor or per
 //! axis, under any convention. CPU twins: [`crate::reference::quantize`].
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{bind_group, check_storage, grid, read_blocking, upload};
 use crate::gpu::context::Context;
@@ -15,7 +19,7 @@ use crate::quant::scalar::reciprocal_scale;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct QuantizeUniforms {
-    /// Rows (product of all dimensions but the last).
+    /// Rows of this call (product of all dimensions but the last).
     pub rows: u32,
     /// Elements per row (the last dimension).
     pub cols: u32,
@@ -52,34 +56,107 @@ pub struct ChannelQuant {
 /// zero would not reproduce. (The division path works on bits and has no such limit.)
 pub const MIN_RECIPROCAL_SCALE: f32 = 2.350_988_7e-38; // 2^-125
 
-/// `(rows, cols)` of a tensor whose last dimension is the packed one.
-fn rows_cols(shape: &[usize]) -> Result<(usize, usize)> {
+/// Entries a prepared op keeps per row count, or per row count and buffers, before the
+/// cache is cleared (as the GEMM's dispatch cache). Uniform buffers are 32 bytes, so this
+/// covers every batch size a model sees in steady state.
+pub const ROW_CACHE_ENTRIES: usize = 64;
+
+/// Prepared GPU objects by key, cleared when full: a bounded cache shared by the clones of
+/// a prepared op. Entries are built outside the lock.
+#[derive(Debug)]
+pub(crate) struct BoundedCache<K, V> {
+    entries: Mutex<HashMap<K, V>>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash, V: Clone> BoundedCache<K, V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        BoundedCache {
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The entry for `key`, built by `make` on a miss.
+    pub(crate) fn get_or_try_insert(&self, key: K, make: impl FnOnce() -> Result<V>) -> Result<V> {
+        let poisoned = || Error::Gpu("prepared-op cache lock poisoned".into());
+        if let Some(v) = self.entries.lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(v.clone());
+        }
+        let value = make()?;
+        let mut entries = self.entries.lock().map_err(|_| poisoned())?;
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(key, value.clone());
+        Ok(value)
+    }
+}
+
+/// `a * b`, or [`Error::SizeOverflow`] naming `what` and both values.
+pub(crate) fn checked_mul(what: &str, a: usize, b: usize) -> Result<usize> {
+    a.checked_mul(b).ok_or_else(|| Error::SizeOverflow {
+        what: format!("{what}: {a} * {b} overflows usize"),
+    })
+}
+
+/// `v` as a `u32` for a kernel, or [`Error::SizeOverflow`] naming `what` and the value.
+pub(crate) fn to_u32(what: &str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::SizeOverflow {
+        what: format!("{what} = {v} exceeds u32"),
+    })
+}
+
+/// Bytes of `count` elements of `element_bytes` each, checked.
+pub(crate) fn byte_len(what: &str, count: usize, element_bytes: usize) -> Result<u64> {
+    let bytes = checked_mul(what, count, element_bytes)?;
+    u64::try_from(bytes).map_err(|_| Error::SizeOverflow {
+        what: format!("{what}: {bytes} bytes exceed u64"),
+    })
+}
+
+/// How a shape maps onto the kernel: rows of `cols`, and the quantized axis as
+/// `channel = (flat / inner) % channels`, which depends only on the flat index, so any
+/// prefix of the rows keeps each element's channel.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    rows: usize,
+    cols: usize,
+    inner: usize,
+    channels: usize,
+}
+
+fn layout(params: &QuantParams, shape: &[usize]) -> Result<Layout> {
+    params.check_shape(shape)?;
     let (&cols, outer) = shape.split_last().ok_or_else(|| Error::InvalidConfig {
         what: "shape".into(),
         value: "[]".into(),
         reason: "needs at least one dimension".into(),
     })?;
-    Ok((outer.iter().product(), cols))
-}
-
-fn to_u32(what: &str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Unsupported(format!("{what} = {v} exceeds u32")))
-}
-
-fn uniforms_and_channels(
-    ctx: &Context,
-    convention: Convention,
-    params: &QuantParams,
-    shape: &[usize],
-    invocations: u64,
-) -> Result<(QuantizeUniforms, Vec<ChannelQuant>, (u32, u32))> {
-    params.check_shape(shape)?;
-    let (rows, cols) = rows_cols(shape)?;
-    let total: usize = shape.iter().product();
-    let (inner, channels) = match params.axis() {
-        None => (total.max(1), 1),
-        Some(axis) => (shape[axis + 1..].iter().product(), shape[axis]),
+    let product = |dims: &[usize]| {
+        dims.iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::SizeOverflow {
+                what: format!("product of the dimensions {dims:?} of shape {shape:?}"),
+            })
     };
+    let rows = product(outer)?;
+    let elements = checked_mul("quantize elements (rows * cols)", rows, cols)?;
+    let (inner, channels) = match params.axis() {
+        None => (1, 1),
+        Some(axis) => (product(&shape[axis + 1..])?, shape[axis]),
+    };
+    // The kernel indexes elements and words with u32.
+    to_u32("quantize elements (rows * cols)", elements)?;
+    Ok(Layout {
+        rows,
+        cols,
+        inner,
+        channels,
+    })
+}
+
+fn channel_params(convention: Convention, params: &QuantParams) -> Result<Vec<ChannelQuant>> {
     let mut channel_params = Vec::with_capacity(params.channels());
     for c in 0..params.channels() {
         let s = params.scale(c);
@@ -97,22 +174,22 @@ fn uniforms_and_channels(
             pad: 0,
         });
     }
-    let (gx, gy, dispatch_width) = grid(ctx, invocations, 64)?;
+    Ok(channel_params)
+}
+
+/// The uniforms of `rows` rows of `layout`, without the dispatch width.
+fn base_uniforms(params: &QuantParams, layout: &Layout, rows: usize) -> Result<QuantizeUniforms> {
     let range = params.range();
-    Ok((
-        QuantizeUniforms {
-            rows: to_u32("rows", rows)?,
-            cols: to_u32("cols", cols)?,
-            words_per_row: to_u32("words per row", words_per_row(cols))?,
-            inner: to_u32("inner", inner)?,
-            channels: to_u32("channels", channels)?,
-            qmin: range.qmin(),
-            qmax: range.qmax(),
-            dispatch_width,
-        },
-        channel_params,
-        (gx, gy),
-    ))
+    Ok(QuantizeUniforms {
+        rows: to_u32("rows", rows)?,
+        cols: to_u32("cols", layout.cols)?,
+        words_per_row: to_u32("words per row", words_per_row(layout.cols))?,
+        inner: to_u32("inner", layout.inner)?,
+        channels: to_u32("channels", layout.channels)?,
+        qmin: range.qmin(),
+        qmax: range.qmax(),
+        dispatch_width: 0,
+    })
 }
 
 /// Records a quantize of `input` (f32, row-major `shape`) into `output` (packed storage
@@ -120,9 +197,10 @@ fn uniforms_and_channels(
 /// Builds a [`Quantizer`] each call; keep one for repeated use.
 ///
 /// # Errors
-/// Shape and params errors ([`QuantParams::check_shape`]); [`Error::InvalidConfig`] for a
-/// reciprocal-convention scale below [`MIN_RECIPROCAL_SCALE`]; buffer checks as
-/// [`check_storage`]; [`Error::Gpu`] for wgpu errors.
+/// Shape and params errors ([`QuantParams::check_shape`]); [`Error::SizeOverflow`] for a
+/// shape whose sizes overflow; [`Error::InvalidConfig`] for a reciprocal-convention scale
+/// below [`MIN_RECIPROCAL_SCALE`]; buffer checks as [`check_storage`]; [`Error::Gpu`] for
+/// wgpu errors.
 pub fn encode_quantize(
     ctx: &Context,
     encoder: &mut wgpu::CommandEncoder,
@@ -132,7 +210,8 @@ pub fn encode_quantize(
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
 ) -> Result<()> {
-    Quantizer::new(ctx, convention, params, shape)?.encode(ctx, encoder, input, output)
+    let q = Quantizer::for_shape(ctx, convention, params, shape)?;
+    q.encode(ctx, encoder, q.max_rows(), input, output)
 }
 
 /// Records a dequantize of packed storage bytes `input` into f32 `output`.
@@ -147,20 +226,30 @@ pub fn encode_dequantize(
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
 ) -> Result<()> {
-    let (rows, cols) = rows_cols(shape)?;
-    let elements = (rows * cols) as u64;
-    let (uniforms, channels, (gx, gy)) =
-        uniforms_and_channels(ctx, Convention::Onnx, params, shape, elements)?;
+    let layout = layout(params, shape)?;
+    let elements = layout.rows * layout.cols; // checked by `layout`
+    let words = layout.rows * words_per_row(layout.cols);
+    let channels = channel_params(Convention::Onnx, params)?;
     check_storage(
         ctx,
         "dequantize input",
         input,
-        (rows * words_per_row(cols)) as u64 * 4,
+        byte_len("dequantize input", words, 4)?,
     )?;
-    check_storage(ctx, "dequantize output", output, elements * 4)?;
+    check_storage(
+        ctx,
+        "dequantize output",
+        output,
+        byte_len("dequantize output", elements, 4)?,
+    )?;
     if elements == 0 {
         return Ok(());
     }
+    let (gx, gy, dispatch_width) = grid(ctx, elements as u64, 64)?;
+    let uniforms = QuantizeUniforms {
+        dispatch_width,
+        ..base_uniforms(params, &layout, layout.rows)?
+    };
     let signed = params.qtype() == QType::I8;
     let pipeline = ctx.pipeline(PipelineKey::Dequantize { signed })?;
     let uniform_buf = upload(
@@ -202,7 +291,9 @@ pub fn quantize_blocking(
     shape: &[usize],
     params: &QuantParams,
 ) -> Result<Vec<u8>> {
-    let expected: usize = shape.iter().product();
+    let q = Quantizer::for_shape(ctx, convention, params, shape)?;
+    let (rows, cols) = (q.max_rows, q.cols);
+    let expected = rows * cols; // checked by `for_shape`
     if x.len() != expected {
         return Err(Error::ShapeMismatch {
             what: "quantize input".into(),
@@ -211,24 +302,15 @@ pub fn quantize_blocking(
             got: x.len(),
         });
     }
-    let (rows, cols) = rows_cols(shape)?;
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let input = upload(ctx, "quantize input", x, wgpu::BufferUsages::STORAGE)?;
-    let words = rows * words_per_row(cols);
-    let output = crate::gpu::buffers::create(ctx, "quantize output", words as u64 * 4, usage)?;
+    let bytes = byte_len("quantize output", rows * words_per_row(cols), 4)?;
+    let output = crate::gpu::buffers::create(ctx, "quantize output", bytes, usage)?;
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    encode_quantize(
-        ctx,
-        &mut encoder,
-        convention,
-        params,
-        shape,
-        &input,
-        &output,
-    )?;
+    q.encode(ctx, &mut encoder, rows, &input, &output)?;
     ctx.queue().submit([encoder.finish()]);
-    let bytes = read_blocking(ctx, &output, words as u64 * 4)?;
-    unpack_bytes(&bytemuck::pod_collect_to_vec::<u8, u32>(&bytes), rows, cols)
+    let words = read_blocking(ctx, &output, bytes)?;
+    unpack_bytes(&bytemuck::pod_collect_to_vec::<u8, u32>(&words), rows, cols)
 }
 
 /// Dequantizes storage bytes on the GPU (blocking helper).
@@ -241,7 +323,8 @@ pub fn dequantize_blocking(
     shape: &[usize],
     params: &QuantParams,
 ) -> Result<Vec<f32>> {
-    let (rows, cols) = rows_cols(shape)?;
+    let layout = layout(params, shape)?;
+    let (rows, cols) = (layout.rows, layout.cols);
     let packed = crate::quant::pack::pack_bytes(q, rows, cols)?;
     let input = upload(
         ctx,
@@ -249,93 +332,178 @@ pub fn dequantize_blocking(
         &packed,
         wgpu::BufferUsages::STORAGE,
     )?;
-    let n = (rows * cols) as u64;
+    let bytes = byte_len("dequantize output", rows * cols, 4)?;
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-    let output = crate::gpu::buffers::create(ctx, "dequantize output", n * 4, usage)?;
+    let output = crate::gpu::buffers::create(ctx, "dequantize output", bytes, usage)?;
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     encode_dequantize(ctx, &mut encoder, params, shape, &input, &output)?;
     ctx.queue().submit([encoder.finish()]);
-    let bytes = read_blocking(ctx, &output, n * 4)?;
-    Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes))
+    let out = read_blocking(ctx, &output, bytes)?;
+    Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&out))
 }
 
-/// A static quantizer prepared once for a shape and params: the pipeline, uniforms and
-/// channel params are built at construction, so [`Quantizer::encode`] allocates only a bind
-/// group (the per-call functions above build everything each time).
-#[derive(Debug)]
+/// `(rows, input, output)` of a call.
+type QuantizeKey = (usize, wgpu::Buffer, wgpu::Buffer);
+
+/// A static quantizer prepared once for rows of `cols` elements, up to a row capacity, and
+/// fixed params: the pipeline and channel params are built at construction. Each call
+/// quantizes any `rows <= max_rows`; the uniforms of each row count and the bind group of
+/// each `(rows, input, output)` are built on first use and cached (bounded by
+/// [`ROW_CACHE_ENTRIES`]), so steady-state calls allocate nothing. Clones share the caches.
+#[derive(Debug, Clone)]
 pub struct Quantizer {
     pipeline: wgpu::ComputePipeline,
-    uniforms: wgpu::Buffer,
     channels: wgpu::Buffer,
-    workgroups: (u32, u32),
-    input_bytes: u64,
-    output_bytes: u64,
+    /// The uniforms with `rows` and `dispatch_width` still to fill in.
+    base: QuantizeUniforms,
+    max_rows: usize,
+    cols: usize,
+    /// Uniform buffers per row count.
+    uniforms: Arc<BoundedCache<usize, wgpu::Buffer>>,
+    /// Bind groups per `(rows, input, output)`.
+    groups: Arc<BoundedCache<QuantizeKey, wgpu::BindGroup>>,
 }
 
 impl Quantizer {
-    /// Prepares the quantization of `shape` tensors with `params` under `convention`.
+    /// Prepares the quantization of up to `max_rows` rows of `cols` f32 values with `params`
+    /// under `convention`. `params` are per tensor, per column (axis 1 of `[max_rows, cols]`)
+    /// or per row (axis 0, one channel per row of the capacity: a call with fewer rows uses
+    /// the first `rows` channels).
     ///
     /// # Errors
-    /// As [`encode_quantize`].
+    /// As [`Quantizer::for_shape`] with the shape `[max_rows, cols]`.
     pub fn new(
+        ctx: &Context,
+        convention: Convention,
+        params: &QuantParams,
+        max_rows: usize,
+        cols: usize,
+    ) -> Result<Self> {
+        Self::for_shape(ctx, convention, params, &[max_rows, cols])
+    }
+
+    /// Prepares the quantization of tensors of `shape` (any rank; the last dimension is the
+    /// packed one): the row capacity is the product of the other dimensions, and a call with
+    /// fewer rows quantizes that prefix of the tensor (each element keeps its channel).
+    ///
+    /// # Errors
+    /// Shape and params errors ([`QuantParams::check_shape`]); [`Error::SizeOverflow`] when
+    /// the element count overflows `usize` or the kernel's `u32` indices;
+    /// [`Error::InvalidConfig`] for a reciprocal-convention scale below
+    /// [`MIN_RECIPROCAL_SCALE`]; [`Error::Gpu`] for wgpu errors.
+    pub fn for_shape(
         ctx: &Context,
         convention: Convention,
         params: &QuantParams,
         shape: &[usize],
     ) -> Result<Self> {
-        let (rows, cols) = rows_cols(shape)?;
-        let words = (rows * words_per_row(cols)) as u64;
-        let (uniforms, channels, (gx, gy)) =
-            uniforms_and_channels(ctx, convention, params, shape, words)?;
+        let layout = layout(params, shape)?;
+        let channels = channel_params(convention, params)?;
+        // Checks every size at capacity, so a call's sizes fit too.
+        let base = base_uniforms(params, &layout, layout.rows)?;
+        to_u32(
+            "quantize words (rows * words per row)",
+            layout.rows * words_per_row(layout.cols),
+        )?;
         Ok(Quantizer {
             pipeline: ctx.pipeline(PipelineKey::Quantize { convention })?,
-            uniforms: upload(
-                ctx,
-                "quantize uniforms",
-                &[uniforms],
-                wgpu::BufferUsages::UNIFORM,
-            )?,
             channels: upload(
                 ctx,
                 "quantize channels",
                 &channels,
                 wgpu::BufferUsages::STORAGE,
             )?,
-            workgroups: (gx, gy),
-            input_bytes: (rows * cols) as u64 * 4,
-            output_bytes: words * 4,
+            base,
+            max_rows: layout.rows,
+            cols: layout.cols,
+            uniforms: Arc::new(BoundedCache::new(ROW_CACHE_ENTRIES)),
+            groups: Arc::new(BoundedCache::new(ROW_CACHE_ENTRIES)),
         })
     }
 
-    /// Records the quantization of `input` (f32) into `output` (packed storage bytes).
+    /// The row capacity.
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
+    /// Elements per row.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Records the quantization of the first `rows` rows of `input` (row-major f32, rows of
+    /// `cols`) into `output` (packed storage bytes, rows padded to whole words). `rows = 0`
+    /// records nothing.
     ///
     /// # Errors
-    /// Buffer checks as [`check_storage`].
+    /// [`Error::CapacityExceeded`] when `rows > max_rows`; buffer checks as
+    /// [`check_storage`]; [`Error::Unsupported`] above the dispatch limits; [`Error::Gpu`].
     pub fn encode(
         &self,
         ctx: &Context,
         encoder: &mut wgpu::CommandEncoder,
+        rows: usize,
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> Result<()> {
-        check_storage(ctx, "quantize input", input, self.input_bytes)?;
-        check_storage(ctx, "quantize output", output, self.output_bytes)?;
-        if self.output_bytes == 0 {
+        if rows > self.max_rows {
+            return Err(Error::CapacityExceeded {
+                what: "quantize".into(),
+                rows,
+                capacity: self.max_rows,
+            });
+        }
+        if rows == 0 {
             return Ok(());
         }
-        let group = bind_group(
+        // Within the capacity, whose sizes `for_shape` checked.
+        let words = rows * words_per_row(self.cols);
+        check_storage(
             ctx,
-            "quantize",
-            &self.pipeline,
-            &[&self.uniforms, &self.channels, input, output],
-        );
+            "quantize input",
+            input,
+            byte_len("quantize input", rows * self.cols, 4)?,
+        )?;
+        check_storage(
+            ctx,
+            "quantize output",
+            output,
+            byte_len("quantize output", words, 4)?,
+        )?;
+        if words == 0 {
+            return Ok(());
+        }
+        let (gx, gy, dispatch_width) = grid(ctx, words as u64, 64)?;
+        let group = self
+            .groups
+            .get_or_try_insert((rows, input.clone(), output.clone()), || {
+                let uniforms = self.uniforms.get_or_try_insert(rows, || {
+                    let uniforms = QuantizeUniforms {
+                        rows: rows as u32,
+                        dispatch_width,
+                        ..self.base
+                    };
+                    upload(
+                        ctx,
+                        "quantize uniforms",
+                        &[uniforms],
+                        wgpu::BufferUsages::UNIFORM,
+                    )
+                })?;
+                Ok(bind_group(
+                    ctx,
+                    "quantize",
+                    &self.pipeline,
+                    &[&uniforms, &self.channels, input, output],
+                ))
+            })?;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("quantize"),
             timestamp_writes: None,
         });
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(self.workgroups.0, self.workgroups.1, 1);
+        pass.dispatch_workgroups(gx, gy, 1);
         Ok(())
     }
 }

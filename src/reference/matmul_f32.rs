@@ -8,6 +8,12 @@
 //! with `L = K + 1` terms when a bias is added. A GPU may flush subnormals, which adds at most
 //! `2^-126` per operation: `2L · 2^-126` in all. The f64 reference itself is within
 //! `γ_L(2^-53) · Σ|a||w|` of the exact value, which the bound also absorbs.
+//!
+//! An activation clamp `[lo, hi]` after the sum (`Relu` = `[0, +Inf]`, `Relu6` = `[0, 6]`)
+//! keeps the same bound: clamping is monotone and 1-Lipschitz, so
+//! `|clamp(y) - clamp(exact)| ≤ |y - exact|`. The reference clamps its f64 values.
+
+use crate::quant::epilogue::Activation;
 
 use crate::error::{Error, Result};
 use crate::quant::pack::check_len;
@@ -37,6 +43,46 @@ impl MatmulF32Reference {
     }
 }
 
+/// Rejects a clamp with a NaN bound or `lo > hi` (infinite bounds are fine).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] naming the bounds.
+pub fn check_clamp(lo: f32, hi: f32) -> Result<()> {
+    // `lo <= hi` is false when either is NaN.
+    if lo <= hi {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig {
+            what: "f32 activation clamp".into(),
+            value: format!("[{lo}, {hi}]"),
+            reason: "bounds must not be NaN, with lo <= hi".into(),
+        })
+    }
+}
+
+/// The f32 clamp of an activation: `None` for [`Activation::None`], `[0, +Inf]` for `Relu`,
+/// `[0, 6]` for `Relu6`, `[-1, 1]` for `ReluN1To1`, `[lo, hi]` for `Clamp`.
+///
+/// # Errors
+/// [`Error::Mismatch`] for [`Activation::ClampQuantized`] (an integer-domain clamp has no
+/// meaning for f32 outputs); [`Error::InvalidConfig`] as [`check_clamp`].
+pub fn f32_activation_clamp(activation: Activation) -> Result<Option<(f32, f32)>> {
+    let clamp = match activation {
+        Activation::None => return Ok(None),
+        Activation::Relu => (0.0, f32::INFINITY),
+        Activation::Relu6 => (0.0, 6.0),
+        Activation::ReluN1To1 => (-1.0, 1.0),
+        Activation::Clamp { lo, hi } => (lo, hi),
+        Activation::ClampQuantized { lo, hi } => {
+            return Err(Error::Mismatch(format!(
+                "the quantized clamp [{lo}, {hi}] has no meaning for f32 outputs"
+            )));
+        }
+    };
+    check_clamp(clamp.0, clamp.1)?;
+    Ok(Some(clamp))
+}
+
 /// `A[M, K] × W[N, K]^T (+ bias)` in f64 with the bound.
 ///
 /// # Errors
@@ -50,6 +96,27 @@ pub fn matmul_f32_reference(
     n: usize,
     k: usize,
 ) -> Result<MatmulF32Reference> {
+    matmul_f32_reference_clamped(a, w, bias, m, n, k, None)
+}
+
+/// `clamp(A[M, K] × W[N, K]^T (+ bias), lo, hi)` in f64 with the bound: the reference of
+/// an FP32 layer with an activation (`clamp` as [`f32_activation_clamp`] gives it). The
+/// clamp applies after the sum, to the f64 value; the bound is unchanged.
+///
+/// # Errors
+/// As [`matmul_f32_reference`], plus [`Error::InvalidConfig`] as [`check_clamp`].
+pub fn matmul_f32_reference_clamped(
+    a: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+    clamp: Option<(f32, f32)>,
+) -> Result<MatmulF32Reference> {
+    if let Some((lo, hi)) = clamp {
+        check_clamp(lo, hi)?;
+    }
     check_len("A", a.len(), m, k)?;
     check_len("W", w.len(), n, k)?;
     crate::error::check_finite("A", a)?;
@@ -68,8 +135,11 @@ pub fn matmul_f32_reference(
     let g32 = gamma(terms, 2f64.powi(-24));
     let g64 = gamma(terms, 2f64.powi(-53));
     let underflow = 2.0 * terms as f64 * 2f64.powi(-126);
-    let mut values = Vec::with_capacity(m * n);
-    let mut bounds = Vec::with_capacity(m * n);
+    let outputs = m.checked_mul(n).ok_or_else(|| Error::SizeOverflow {
+        what: format!("f32 reference output: {m} * {n} elements"),
+    })?;
+    let mut values = Vec::with_capacity(outputs);
+    let mut bounds = Vec::with_capacity(outputs);
     for row in 0..m {
         for col in 0..n {
             let mut sum = 0.0f64;
@@ -82,6 +152,16 @@ pub fn matmul_f32_reference(
             if let Some(b) = bias {
                 sum += f64::from(b[col]);
                 magnitude += f64::from(b[col]).abs();
+            }
+            if let Some((lo, hi)) = clamp {
+                let (lo, hi) = (f64::from(lo), f64::from(hi));
+                sum = if sum < lo {
+                    lo
+                } else if sum > hi {
+                    hi
+                } else {
+                    sum
+                };
             }
             values.push(sum);
             bounds.push((g32 + g64) * magnitude * (1.0 + g64) + underflow);
