@@ -143,6 +143,17 @@ pub enum Error {
     /// A wgpu device request, validation or out-of-memory error, caught by an error scope.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// A tensor given to a layer, model or kernel is not the one it was built for
+    /// (element type, columns, or quantization params).
+    #[error("{what}: expected {expected}, found {found}")]
+    TensorMismatch {
+        /// Which tensor.
+        what: String,
+        /// What the layer was built for.
+        expected: String,
+        /// What was given.
+        found: String,
+    },
     /// More rows than a tensor, layer or quantizer was built for.
     #[error("{what}: {rows} rows exceed the capacity of {capacity} rows chosen at build time")]
     CapacityExceeded {
@@ -158,6 +169,18 @@ pub enum Error {
     SizeOverflow {
         /// The shape or size whose arithmetic overflowed, with its values.
         what: String,
+    },
+    /// An f32 bias does not fit i32 once divided by its accumulator scale.
+    #[error("bias[{channel}] = {bias:e} / (s_a * s_w = {scale:e}) = {quotient:e} does not fit i32")]
+    BiasOverflow {
+        /// The output channel.
+        channel: usize,
+        /// The f32 bias.
+        bias: f32,
+        /// The accumulator scale `s_a * s_w[channel]`.
+        scale: f32,
+        /// The quotient before rounding.
+        quotient: f32,
     },
     /// A shader failed to assemble, parse or validate.
     #[error("shader {name}: {message}")]

@@ -20,10 +20,18 @@
 pub mod error;
 pub mod gpu;
 pub mod io;
+pub mod nn;
+pub mod prelude;
 pub mod quant;
 pub mod reference;
+pub mod testing;
 
 pub use error::{Error, Result};
+/// The `half` crate (f16 tensors).
+pub use half;
+/// The wgpu this crate is built against: use it (`wgpu_quant::wgpu`) to avoid pulling a
+/// second, incompatible version.
+pub use wgpu;
 
 /// Compiles the README's examples as doc tests, so the entry point stays true.
 #[cfg(doctest)]

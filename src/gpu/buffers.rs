@@ -226,3 +226,64 @@ pub fn bind_group(
         entries: &entries,
     })
 }
+
+/// Maps the first `bytes` bytes of a `MAP_READ` buffer and copies them out, without
+/// blocking: the returned future resolves when wgpu calls back. On native it polls the
+/// device each time it is polled (no thread waits); in a browser the event loop drives it.
+///
+/// # Errors
+/// [`Error::Gpu`] for a mapping error, [`Error::DeviceLost`].
+pub async fn map_read(ctx: &Context, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    use std::sync::{Arc, Mutex};
+    if bytes == 0 {
+        return Ok(Vec::new());
+    }
+    type Slot = Arc<
+        Mutex<(
+            Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+            Option<std::task::Waker>,
+        )>,
+    >;
+    let slot: Slot = Arc::default();
+    let sink = slot.clone();
+    let slice = buffer.slice(..bytes);
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        if let Ok(mut s) = sink.lock() {
+            s.0 = Some(r);
+            if let Some(w) = s.1.take() {
+                w.wake();
+            }
+        }
+    });
+    let device = ctx.device().clone();
+    let result = std::future::poll_fn(|cx| {
+        let ready = |slot: &Slot| slot.lock().ok().and_then(|mut s| s.0.take());
+        if let Some(r) = ready(&slot) {
+            return std::task::Poll::Ready(Ok(r));
+        }
+        if let Err(e) = device.poll(wgpu::PollType::Poll) {
+            return std::task::Poll::Ready(Err(Error::Gpu(format!("poll: {e}"))));
+        }
+        if let Some(r) = ready(&slot) {
+            return std::task::Poll::Ready(Ok(r));
+        }
+        if let Ok(mut s) = slot.lock() {
+            s.1 = Some(cx.waker().clone());
+        }
+        // Native wgpu calls back only from a poll: ask to be polled again.
+        if !cfg!(target_arch = "wasm32") {
+            cx.waker().wake_by_ref();
+        }
+        std::task::Poll::Pending
+    })
+    .await?;
+    result.map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
+    ctx.check_alive()?;
+    let view = slice
+        .get_mapped_range()
+        .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
+    let out = view.to_vec();
+    drop(view);
+    buffer.unmap();
+    Ok(out)
+}

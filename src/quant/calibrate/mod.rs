@@ -258,3 +258,132 @@ pub(crate) fn invalid(what: &str, value: impl std::fmt::Display, reason: &str) -
         reason: reason.into(),
     }
 }
+
+impl Default for MovingAverageMinMax {
+    /// torch's `MovingAverageMinMaxObserver` default, averaging constant 0.01.
+    fn default() -> Self {
+        Self::torch(0.01).expect("0.01 is a valid averaging constant")
+    }
+}
+
+impl Default for Percentile {
+    /// onnxruntime's defaults ([`Percentile::onnxruntime_default`]).
+    fn default() -> Self {
+        Self::onnxruntime_default()
+    }
+}
+
+impl Default for Entropy {
+    /// The TensorRT setting, 2048 bins and 128 quantized bins ([`Entropy::tensorrt_default`]).
+    fn default() -> Self {
+        Self::tensorrt_default()
+    }
+}
+
+impl Default for HistogramL2 {
+    /// torch's `HistogramObserver` default, 2048 bins ([`HistogramL2::torch_default`]).
+    fn default() -> Self {
+        Self::torch_default()
+    }
+}
+
+impl Default for Mse {
+    /// [`Mse::default_config`].
+    fn default() -> Self {
+        Self::default_config()
+    }
+}
+
+/// Any of the calibrators, chosen at run time: what the inference API takes where a user
+/// picks "the observer" for weights or activations.
+///
+/// Every variant's `Default` is its common preset; build a configured one with the
+/// estimator's own constructor and `.into()`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Calibrator {
+    /// Running min/max.
+    MinMax(MinMax),
+    /// torch EMA or onnxruntime per-call mean.
+    MovingAverage(MovingAverageMinMax),
+    /// onnxruntime histogram percentile.
+    Percentile(Percentile),
+    /// TensorRT KL divergence.
+    Entropy(Entropy),
+    /// torch `HistogramObserver` L2 search.
+    HistogramL2(HistogramL2),
+    /// Minimum expected squared error.
+    Mse(Mse),
+}
+
+impl Default for Calibrator {
+    /// MinMax.
+    fn default() -> Self {
+        Calibrator::MinMax(MinMax::new())
+    }
+}
+
+impl Calibrator {
+    /// A short name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Calibrator::MinMax(_) => "minmax",
+            Calibrator::MovingAverage(_) => "moving-average",
+            Calibrator::Percentile(_) => "percentile",
+            Calibrator::Entropy(_) => "entropy",
+            Calibrator::HistogramL2(_) => "histogram-l2",
+            Calibrator::Mse(_) => "mse",
+        }
+    }
+}
+
+macro_rules! calibrator_from {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for Calibrator {
+            fn from(e: $ty) -> Self {
+                Calibrator::$variant(e)
+            }
+        }
+    )*};
+}
+calibrator_from!(
+    MinMax(MinMax),
+    MovingAverage(MovingAverageMinMax),
+    Percentile(Percentile),
+    Entropy(Entropy),
+    HistogramL2(HistogramL2),
+    Mse(Mse)
+);
+
+impl RangeEstimator for Calibrator {
+    fn update(&mut self, values: &[f32]) -> Result<()> {
+        match self {
+            Calibrator::MinMax(e) => e.update(values),
+            Calibrator::MovingAverage(e) => e.update(values),
+            Calibrator::Percentile(e) => e.update(values),
+            Calibrator::Entropy(e) => e.update(values),
+            Calibrator::HistogramL2(e) => e.update(values),
+            Calibrator::Mse(e) => e.update(values),
+        }
+    }
+    fn range(&self) -> Result<(f32, f32)> {
+        match self {
+            Calibrator::MinMax(e) => e.range(),
+            Calibrator::MovingAverage(e) => e.range(),
+            Calibrator::Percentile(e) => e.range(),
+            Calibrator::Entropy(e) => e.range(),
+            Calibrator::HistogramL2(e) => e.range(),
+            Calibrator::Mse(e) => e.range(),
+        }
+    }
+    fn end_call(&mut self) {
+        match self {
+            Calibrator::MinMax(e) => e.end_call(),
+            Calibrator::MovingAverage(e) => e.end_call(),
+            Calibrator::Percentile(e) => e.end_call(),
+            Calibrator::Entropy(e) => e.end_call(),
+            Calibrator::HistogramL2(e) => e.end_call(),
+            Calibrator::Mse(e) => e.end_call(),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The FP32 baseline of a float model on the GPU: the same layers in f32 (the crate's FP32
+//! GEMM, held to its written error bound), to compare accuracy and speed with INT8 on the
+//! same adapter.
+
+use crate::error::{Error, Result};
+use crate::gpu::context::Context;
+use crate::gpu::matmul_f32::F32Linear;
+use crate::nn::float::FloatModel;
+use crate::nn::tensor::{Tensor, TensorSpec};
+
+/// A float model on the GPU in f32, f32 in and f32 out.
+#[derive(Debug)]
+pub struct F32Model {
+    layers: Vec<F32Linear>,
+    intermediates: Vec<Tensor>,
+    input: Tensor,
+    output: Tensor,
+}
+
+impl F32Model {
+    /// Uploads every layer of `float` with its bias and activation, and allocates the
+    /// intermediate tensors once for `max_batch` rows.
+    ///
+    /// # Errors
+    /// GPU and allocation errors.
+    pub fn new(ctx: &Context, float: &FloatModel, max_batch: usize) -> Result<Self> {
+        let layers = float
+            .layers()
+            .iter()
+            .map(|l| {
+                F32Linear::new(ctx, &l.weight, l.n, l.k, l.bias.as_deref())?
+                    .with_activation(l.activation)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let intermediates = float.layers()[..float.layers().len() - 1]
+            .iter()
+            .map(|l| Tensor::new(ctx, TensorSpec::f32(l.n), max_batch))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(F32Model {
+            layers,
+            intermediates,
+            input: Tensor::new(ctx, TensorSpec::f32(float.input_features()), max_batch)?,
+            output: Tensor::new(ctx, TensorSpec::f32(float.output_features()), max_batch)?,
+        })
+    }
+
+    /// Records the model from `input` to `output` (f32 tensors) into the caller's encoder.
+    ///
+    /// # Errors
+    /// [`Error::TensorMismatch`], [`Error::CapacityExceeded`], GPU errors.
+    pub fn encode(
+        &mut self,
+        ctx: &Context,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &Tensor,
+        output: &mut Tensor,
+    ) -> Result<()> {
+        encode_layers(
+            &self.layers,
+            &mut self.intermediates,
+            ctx,
+            encoder,
+            input,
+            output,
+        )
+    }
+
+    /// Runs `rows` rows and returns the output.
+    ///
+    /// # Errors
+    /// As [`F32Model::encode`], plus [`Error::ShapeMismatch`] for `x`.
+    pub async fn run(&mut self, ctx: &Context, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        self.input.write_f32(ctx, x, rows)?;
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        encode_layers(
+            &self.layers,
+            &mut self.intermediates,
+            ctx,
+            &mut encoder,
+            &self.input,
+            &mut self.output,
+        )?;
+        ctx.queue().submit([encoder.finish()]);
+        self.output.read_f32(ctx).await
+    }
+
+    /// Blocking form of [`F32Model::run`].
+    ///
+    /// # Errors
+    /// As [`F32Model::run`].
+    pub fn run_blocking(&mut self, ctx: &Context, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.run(ctx, x, rows))
+    }
+}
+
+fn encode_layers(
+    layers: &[F32Linear],
+    intermediates: &mut [Tensor],
+    ctx: &Context,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    output: &mut Tensor,
+) -> Result<()> {
+    let count = layers.len();
+    for (i, layer) in layers.iter().enumerate() {
+        let (done, rest) = intermediates.split_at_mut(i.min(count - 1));
+        let source = if i == 0 { input } else { &done[i - 1] };
+        let target = if i + 1 == count {
+            &mut *output
+        } else {
+            &mut rest[0]
+        };
+        source
+            .spec()
+            .check("F32Model layer input", &TensorSpec::f32(layer.k()))?;
+        target
+            .spec()
+            .check("F32Model layer output", &TensorSpec::f32(layer.n()))?;
+        let rows = source.rows();
+        target.check_capacity("F32Model layer output", rows)?;
+        layer.encode(ctx, encoder, rows, source.buffer(), target.buffer())?;
+        target.set_rows(rows)?;
+    }
+    if count == 0 {
+        return Err(Error::EmptyInput {
+            what: "model layers".into(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,607 @@
+//! Typed GPU tensors: a buffer with its shape, element type and, for quantized data, the
+//! quantization it was made with. Layers check every tensor they are given against what they
+//! were built for, so a tensor quantized with other params is an error, never a wrong number.
+//!
+//! Tensors are matrices `[rows, cols]` (a batch of rows). A tensor is allocated for a row
+//! capacity and holds any number of rows up to it; packing and row padding are internal.
+
+use std::sync::Mutex;
+
+use half::f16;
+
+use crate::error::{Error, Result};
+use crate::gpu::buffers::{create, read_blocking};
+use crate::gpu::context::Context;
+use crate::quant::pack::{pack_bytes, unpack_bytes, words_per_row};
+use crate::quant::params::QuantParams;
+use crate::quant::qtype::QType;
+use crate::reference::dynamic::{DynamicGranularity, DynamicScheme};
+
+/// The element type of a tensor, and so its layout in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ElementType {
+    /// f32, `cols` per row.
+    F32,
+    /// f16, two per `u32` word, rows padded to whole words.
+    F16,
+    /// i32 accumulators, `cols` per row.
+    I32,
+    /// Quantized storage bytes of this type, four per word, rows padded to whole words.
+    Quantized(QType),
+}
+
+impl ElementType {
+    /// 32-bit words one row of `cols` elements occupies.
+    pub fn words_per_row(self, cols: usize) -> usize {
+        match self {
+            ElementType::F32 | ElementType::I32 => cols,
+            ElementType::F16 => cols.div_ceil(2),
+            ElementType::Quantized(_) => words_per_row(cols),
+        }
+    }
+
+    /// A short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ElementType::F32 => "f32",
+            ElementType::F16 => "f16",
+            ElementType::I32 => "i32",
+            ElementType::Quantized(QType::I8) => "i8",
+            ElementType::Quantized(QType::U8) => "u8",
+        }
+    }
+}
+
+/// How a quantized tensor's bytes map to real values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Quantization {
+    /// Static params fixed when the model was built (per tensor).
+    Static(QuantParams),
+    /// Params computed on the GPU per row (or one for the tensor) by a dynamic quantizer;
+    /// they travel with the tensor in its row-params buffer.
+    Dynamic {
+        /// The dynamic scheme that produced them.
+        scheme: DynamicScheme,
+        /// Per row or per tensor.
+        granularity: DynamicGranularity,
+    },
+}
+
+impl Quantization {
+    /// Whether `self` and `other` quantize identically: the same scheme, or static params with
+    /// the same scale bits, zero points, range and axis.
+    pub fn same_as(&self, other: &Quantization) -> bool {
+        match (self, other) {
+            (Quantization::Static(a), Quantization::Static(b)) => same_params(a, b),
+            (a, b) => a == b,
+        }
+    }
+
+    /// A one-line description for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Quantization::Static(p) => describe_params(p),
+            Quantization::Dynamic {
+                scheme,
+                granularity,
+            } => format!("dynamic {scheme:?} {granularity:?}"),
+        }
+    }
+}
+
+/// Params compared bit for bit (scale bits, zero points, range, axis).
+pub fn same_params(a: &QuantParams, b: &QuantParams) -> bool {
+    a.range() == b.range()
+        && a.axis() == b.axis()
+        && a.zero_points() == b.zero_points()
+        && a.scales().len() == b.scales().len()
+        && a.scales()
+            .iter()
+            .zip(b.scales())
+            .all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// `scale = …, zero point = …, qtype [qmin, qmax]` (first channel and count when per axis).
+pub fn describe_params(p: &QuantParams) -> String {
+    let range = p.range();
+    let where_ = match p.axis() {
+        None => String::new(),
+        Some(axis) => format!(" (axis {axis}, {} channels, first shown)", p.channels()),
+    };
+    format!(
+        "{} [{}, {}] scale {:e} zero point {}{where_}",
+        p.qtype().name(),
+        range.qmin(),
+        range.qmax(),
+        p.scale(0),
+        p.zero_point(0)
+    )
+}
+
+/// What a tensor holds, without its data: columns, element type and quantization. Layers
+/// declare the spec they take and the spec they produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    /// Elements per row.
+    pub cols: usize,
+    /// Element type.
+    pub element: ElementType,
+    /// The quantization, for quantized tensors.
+    pub quantization: Option<Quantization>,
+}
+
+impl TensorSpec {
+    /// f32 rows of `cols`.
+    pub fn f32(cols: usize) -> Self {
+        TensorSpec {
+            cols,
+            element: ElementType::F32,
+            quantization: None,
+        }
+    }
+
+    /// Statically quantized rows of `cols` with per-tensor `params`.
+    pub fn quantized(cols: usize, params: QuantParams) -> Self {
+        TensorSpec {
+            cols,
+            element: ElementType::Quantized(params.qtype()),
+            quantization: Some(Quantization::Static(params)),
+        }
+    }
+
+    /// Dynamically quantized rows of `cols`.
+    pub fn dynamic(cols: usize, scheme: DynamicScheme, granularity: DynamicGranularity) -> Self {
+        TensorSpec {
+            cols,
+            element: ElementType::Quantized(scheme.qtype()),
+            quantization: Some(Quantization::Dynamic {
+                scheme,
+                granularity,
+            }),
+        }
+    }
+
+    /// A one-line description for messages.
+    pub fn describe(&self) -> String {
+        match &self.quantization {
+            None => format!("{} x {}", self.element.name(), self.cols),
+            Some(q) => format!("{} x {} ({})", self.element.name(), self.cols, q.describe()),
+        }
+    }
+
+    /// Whether a tensor of spec `self` may be given where `expected` is required.
+    pub fn matches(&self, expected: &TensorSpec) -> bool {
+        self.cols == expected.cols
+            && self.element == expected.element
+            && match (&self.quantization, &expected.quantization) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.same_as(b),
+                _ => false,
+            }
+    }
+
+    /// [`Error::TensorMismatch`] unless `self` matches `expected`.
+    ///
+    /// # Errors
+    /// [`Error::TensorMismatch`] naming both specs.
+    pub fn check(&self, what: &str, expected: &TensorSpec) -> Result<()> {
+        if self.matches(expected) {
+            Ok(())
+        } else {
+            Err(Error::TensorMismatch {
+                what: what.to_string(),
+                expected: expected.describe(),
+                found: self.describe(),
+            })
+        }
+    }
+
+    /// Bytes of `rows` rows, checked.
+    ///
+    /// # Errors
+    /// [`Error::SizeOverflow`] when the size does not fit `u64`.
+    pub fn bytes_for_rows(&self, rows: usize) -> Result<u64> {
+        let words = self.element.words_per_row(self.cols);
+        (words as u64)
+            .checked_mul(rows as u64)
+            .and_then(|w| w.checked_mul(4))
+            .ok_or_else(|| Error::SizeOverflow {
+                what: format!("{rows} rows of {}", self.describe()),
+            })
+    }
+
+    fn is_dynamic(&self) -> bool {
+        matches!(self.quantization, Some(Quantization::Dynamic { .. }))
+    }
+}
+
+/// A matrix on the GPU: `rows` rows of `spec.cols` elements, in a buffer sized for
+/// `capacity` rows. Dynamically quantized tensors also carry one `RowParams` (zero point,
+/// scale) per row, written by the quantizer that made them.
+#[derive(Debug)]
+pub struct Tensor {
+    spec: TensorSpec,
+    rows: usize,
+    capacity: usize,
+    buffer: wgpu::Buffer,
+    row_params: Option<wgpu::Buffer>,
+    /// A mappable buffer reused by every readback.
+    staging: Mutex<Option<wgpu::Buffer>>,
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Tensor {
+    /// An empty tensor (0 rows) of `spec` with room for `capacity` rows.
+    ///
+    /// # Errors
+    /// [`Error::SizeOverflow`], and GPU allocation errors ([`Error::Unsupported`] above
+    /// `max_buffer_size`, [`Error::Gpu`]).
+    pub fn new(ctx: &Context, spec: TensorSpec, capacity: usize) -> Result<Self> {
+        let bytes = spec.bytes_for_rows(capacity)?;
+        let buffer = create(ctx, "tensor", bytes, USAGE)?;
+        let row_params = if spec.is_dynamic() {
+            let bytes = (capacity as u64)
+                .checked_mul(8)
+                .ok_or_else(|| Error::SizeOverflow {
+                    what: format!("row params of {capacity} rows"),
+                })?;
+            Some(create(ctx, "tensor row params", bytes, USAGE)?)
+        } else {
+            None
+        };
+        Ok(Tensor {
+            spec,
+            rows: 0,
+            capacity,
+            buffer,
+            row_params,
+            staging: Mutex::new(None),
+        })
+    }
+
+    /// Uploads `rows × cols` f32 values (row-major, no padding).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] and as [`Tensor::new`].
+    pub fn from_f32(ctx: &Context, data: &[f32], rows: usize, cols: usize) -> Result<Self> {
+        let mut t = Self::new(ctx, TensorSpec::f32(cols), rows)?;
+        t.write_f32(ctx, data, rows)?;
+        Ok(t)
+    }
+
+    /// Uploads `rows × cols` f16 values.
+    ///
+    /// # Errors
+    /// As [`Tensor::from_f32`].
+    pub fn from_f16(ctx: &Context, data: &[f16], rows: usize, cols: usize) -> Result<Self> {
+        let spec = TensorSpec {
+            cols,
+            element: ElementType::F16,
+            quantization: None,
+        };
+        check_elements(&spec, data.len(), rows)?;
+        let wpr = spec.element.words_per_row(cols);
+        let mut words = vec![0u32; rows * wpr];
+        for r in 0..rows {
+            for c in 0..cols {
+                words[r * wpr + c / 2] |= u32::from(data[r * cols + c].to_bits()) << (16 * (c % 2));
+            }
+        }
+        let mut t = Self::new(ctx, spec, rows)?;
+        t.write_words(ctx, &words, rows)?;
+        Ok(t)
+    }
+
+    /// Uploads statically quantized storage bytes (`rows × cols`, one byte per element) with
+    /// the params they were quantized with.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`]; [`Error::Mismatch`] for per-axis params (tensors are
+    /// quantized per tensor); as [`Tensor::new`].
+    pub fn from_quantized(
+        ctx: &Context,
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+        params: QuantParams,
+    ) -> Result<Self> {
+        if params.axis().is_some() {
+            return Err(Error::Mismatch(
+                "activation tensors are quantized per tensor, not per axis".into(),
+            ));
+        }
+        let spec = TensorSpec::quantized(cols, params);
+        check_elements(&spec, bytes.len(), rows)?;
+        let words = pack_bytes(bytes, rows, cols)?;
+        let mut t = Self::new(ctx, spec, rows)?;
+        t.write_words(ctx, &words, rows)?;
+        Ok(t)
+    }
+
+    /// Uploads a host tensor with its spec (and the row params of a dynamic one), e.g. the
+    /// output of a CPU twin.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the data disagrees with the spec; as [`Tensor::new`].
+    pub fn from_host(ctx: &Context, host: &crate::nn::host::HostTensor) -> Result<Self> {
+        use crate::nn::host::HostData;
+        let (rows, cols) = (host.rows, host.spec.cols);
+        match (&host.data, host.spec.element) {
+            (HostData::F32(v), ElementType::F32) => Self::from_f32(ctx, v, rows, cols),
+            (HostData::F16(v), ElementType::F16) => Self::from_f16(ctx, v, rows, cols),
+            (HostData::I32(v), ElementType::I32) => {
+                check_elements(&host.spec, v.len(), rows)?;
+                let mut t = Self::new(ctx, host.spec.clone(), rows)?;
+                t.write_words(ctx, bytemuck::cast_slice(v), rows)?;
+                Ok(t)
+            }
+            (HostData::Quantized { bytes, row_params }, ElementType::Quantized(_)) => {
+                check_elements(&host.spec, bytes.len(), rows)?;
+                let words = pack_bytes(bytes, rows, cols)?;
+                let mut t = Self::new(ctx, host.spec.clone(), rows)?;
+                t.write_words(ctx, &words, rows)?;
+                if let Some(buffer) = &t.row_params {
+                    if row_params.len() != rows {
+                        return Err(Error::LengthMismatch {
+                            what: "row params (one per row)".into(),
+                            got: row_params.len(),
+                            expected: rows,
+                        });
+                    }
+                    let words: Vec<u32> = row_params
+                        .iter()
+                        .flat_map(|&(z, s)| [z as u32, s.to_bits()])
+                        .collect();
+                    if !words.is_empty() {
+                        ctx.queue()
+                            .write_buffer(buffer, 0, bytemuck::cast_slice(&words));
+                    }
+                }
+                Ok(t)
+            }
+            _ => Err(Error::TensorMismatch {
+                what: "host tensor data".into(),
+                expected: host.spec.describe(),
+                found: "data of another element type".into(),
+            }),
+        }
+    }
+
+    /// Replaces the contents with `rows × cols` f32 values (`queue.write_buffer`: no
+    /// allocation; ordered before the next submit).
+    ///
+    /// # Errors
+    /// [`Error::TensorMismatch`] unless this is an f32 tensor; [`Error::ShapeMismatch`];
+    /// [`Error::CapacityExceeded`].
+    pub fn write_f32(&mut self, ctx: &Context, data: &[f32], rows: usize) -> Result<()> {
+        if self.spec.element != ElementType::F32 {
+            return Err(Error::TensorMismatch {
+                what: "write_f32".into(),
+                expected: "an f32 tensor".into(),
+                found: self.spec.describe(),
+            });
+        }
+        check_elements(&self.spec, data.len(), rows)?;
+        self.write_words(ctx, bytemuck::cast_slice(data), rows)
+    }
+
+    fn write_words(&mut self, ctx: &Context, words: &[u32], rows: usize) -> Result<()> {
+        self.check_capacity("write", rows)?;
+        ctx.check_alive()?;
+        if !words.is_empty() {
+            ctx.queue()
+                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(words));
+        }
+        self.rows = rows;
+        Ok(())
+    }
+
+    /// [`Error::CapacityExceeded`] when `rows` exceed the capacity.
+    pub(crate) fn check_capacity(&self, what: &str, rows: usize) -> Result<()> {
+        if rows > self.capacity {
+            return Err(Error::CapacityExceeded {
+                what: what.to_string(),
+                rows,
+                capacity: self.capacity,
+            });
+        }
+        Ok(())
+    }
+
+    /// Declares that the buffer now holds `rows` rows: layers call it on their outputs, and
+    /// an application calls it after its own pass wrote the tensor's buffer.
+    ///
+    /// # Errors
+    /// [`Error::CapacityExceeded`].
+    pub fn set_rows(&mut self, rows: usize) -> Result<()> {
+        self.check_capacity("output", rows)?;
+        self.rows = rows;
+        Ok(())
+    }
+
+    /// The spec: columns, element type, quantization.
+    pub fn spec(&self) -> &TensorSpec {
+        &self.spec
+    }
+    /// Rows currently held.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Elements per row.
+    pub fn cols(&self) -> usize {
+        self.spec.cols
+    }
+    /// The most rows the buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    /// The data buffer (for embedding: bind it in your own passes).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+    /// The per-row params buffer of a dynamically quantized tensor.
+    pub fn row_params(&self) -> Option<&wgpu::Buffer> {
+        self.row_params.as_ref()
+    }
+
+    /// The raw words of the current rows (blocking). The staging buffer is created once and
+    /// reused.
+    ///
+    /// # Errors
+    /// GPU errors ([`Error::Gpu`], [`Error::DeviceLost`]).
+    pub fn read_words_blocking(&self, ctx: &Context) -> Result<Vec<u32>> {
+        pollster::block_on(self.read_words(ctx))
+    }
+
+    /// The raw words of the current rows.
+    ///
+    /// # Errors
+    /// As [`Tensor::read_words_blocking`].
+    pub async fn read_words(&self, ctx: &Context) -> Result<Vec<u32>> {
+        ctx.check_alive()?;
+        let bytes = self.spec.bytes_for_rows(self.rows)?;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        // Borrow the staging buffer for this read (a concurrent read makes its own), so no
+        // lock is held while waiting.
+        let lock = || {
+            self.staging
+                .lock()
+                .map_err(|_| Error::Gpu("staging lock poisoned".into()))
+        };
+        let taken = lock()?.take();
+        let staging = match taken {
+            Some(buffer) => buffer,
+            None => create(
+                ctx,
+                "tensor staging",
+                self.spec.bytes_for_rows(self.capacity)?,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            )?,
+        };
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, bytes);
+        ctx.queue().submit([encoder.finish()]);
+        let data = crate::gpu::buffers::map_read(ctx, &staging, bytes).await;
+        lock()?.get_or_insert(staging);
+        Ok(bytemuck::pod_collect_to_vec(&data?))
+    }
+
+    /// The values of an f32 tensor.
+    ///
+    /// # Errors
+    /// [`Error::TensorMismatch`] for another element type; GPU errors.
+    pub async fn read_f32(&self, ctx: &Context) -> Result<Vec<f32>> {
+        self.expect_element("read_f32", ElementType::F32)?;
+        let words = self.read_words(ctx).await?;
+        Ok(words.into_iter().map(f32::from_bits).collect())
+    }
+
+    /// Blocking form of [`Tensor::read_f32`].
+    ///
+    /// # Errors
+    /// As [`Tensor::read_f32`].
+    pub fn read_f32_blocking(&self, ctx: &Context) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_f32(ctx))
+    }
+
+    /// The values of an f16 tensor (blocking).
+    ///
+    /// # Errors
+    /// As [`Tensor::read_f32`].
+    pub fn read_f16_blocking(&self, ctx: &Context) -> Result<Vec<f16>> {
+        self.expect_element("read_f16", ElementType::F16)?;
+        let words = self.read_words_blocking(ctx)?;
+        let (rows, cols) = (self.rows, self.spec.cols);
+        let wpr = cols.div_ceil(2);
+        Ok((0..rows * cols)
+            .map(|i| {
+                let (r, c) = (i / cols, i % cols);
+                f16::from_bits((words[r * wpr + c / 2] >> (16 * (c % 2))) as u16)
+            })
+            .collect())
+    }
+
+    /// The values of an i32 tensor (blocking).
+    ///
+    /// # Errors
+    /// As [`Tensor::read_f32`].
+    pub fn read_i32_blocking(&self, ctx: &Context) -> Result<Vec<i32>> {
+        self.expect_element("read_i32", ElementType::I32)?;
+        Ok(self
+            .read_words_blocking(ctx)?
+            .into_iter()
+            .map(|w| w as i32)
+            .collect())
+    }
+
+    /// The storage bytes of a quantized tensor, one per element (blocking).
+    ///
+    /// # Errors
+    /// [`Error::TensorMismatch`] for an unquantized tensor; GPU errors.
+    pub fn read_quantized_blocking(&self, ctx: &Context) -> Result<Vec<u8>> {
+        if !matches!(self.spec.element, ElementType::Quantized(_)) {
+            return Err(Error::TensorMismatch {
+                what: "read_quantized".into(),
+                expected: "a quantized tensor".into(),
+                found: self.spec.describe(),
+            });
+        }
+        let words = self.read_words_blocking(ctx)?;
+        unpack_bytes(&words, self.rows, self.spec.cols)
+    }
+
+    /// The per-row `(zero point, scale)` of a dynamically quantized tensor (blocking).
+    ///
+    /// # Errors
+    /// [`Error::TensorMismatch`] for a tensor without row params; GPU errors.
+    pub fn read_row_params_blocking(&self, ctx: &Context) -> Result<Vec<(i32, f32)>> {
+        let Some(buffer) = &self.row_params else {
+            return Err(Error::TensorMismatch {
+                what: "read_row_params".into(),
+                expected: "a dynamically quantized tensor".into(),
+                found: self.spec.describe(),
+            });
+        };
+        let bytes = read_blocking(ctx, buffer, self.rows as u64 * 8)?;
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(words
+            .chunks_exact(2)
+            .map(|p| (p[0] as i32, f32::from_bits(p[1])))
+            .collect())
+    }
+
+    fn expect_element(&self, what: &str, element: ElementType) -> Result<()> {
+        if self.spec.element == element {
+            Ok(())
+        } else {
+            Err(Error::TensorMismatch {
+                what: what.into(),
+                expected: format!("an {} tensor", element.name()),
+                found: self.spec.describe(),
+            })
+        }
+    }
+}
+
+/// [`Error::ShapeMismatch`] unless `len == rows * spec.cols`.
+fn check_elements(spec: &TensorSpec, len: usize, rows: usize) -> Result<()> {
+    let expected = rows
+        .checked_mul(spec.cols)
+        .ok_or_else(|| Error::SizeOverflow {
+            what: format!("{rows} rows of {} elements", spec.cols),
+        })?;
+    if len != expected {
+        return Err(Error::ShapeMismatch {
+            what: format!("tensor data ({} elements)", spec.element.name()),
+            shape: vec![rows, spec.cols],
+            expected,
+            got: len,
+        });
+    }
+    Ok(())
+}
