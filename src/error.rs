@@ -43,7 +43,7 @@ pub enum Error {
         qmax: i32,
     },
     /// A per-axis parameter vector has the wrong length.
-    #[error("{what} has {got} entries but the axis has {expected}")]
+    #[error("{what} has {got} entries, expected {expected}")]
     LengthMismatch {
         /// Which vector.
         what: String,
@@ -153,6 +153,16 @@ pub enum Error {
         expected: String,
         /// What was given.
         found: String,
+    },
+    /// A caller's buffer is smaller than the data it must hold.
+    #[error("{what} buffer holds {size} bytes but needs {needed} bytes")]
+    BufferTooSmall {
+        /// Which buffer.
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// The buffer's size in bytes.
+        size: u64,
     },
     /// More rows than a tensor, layer or quantizer was built for.
     #[error("{what}: {rows} rows exceed the capacity of {capacity} rows chosen at build time")]

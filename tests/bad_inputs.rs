@@ -327,9 +327,9 @@ fn gpu_bad_inputs() {
     // A buffer smaller than the shape needs.
     assert!(matches!(
         l.encode(ctx, &mut enc, 3, &a, None, &out),
-        Err(Error::ShapeMismatch {
-            expected: 12,
-            got: 8,
+        Err(Error::BufferTooSmall {
+            needed: 12,
+            size: 8,
             ..
         })
     ));

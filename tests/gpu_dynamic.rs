@@ -326,7 +326,7 @@ fn dynamic_capacity_and_size_errors() {
                 &packed,
                 &create(ctx, "p", 16, usage).unwrap()
             ),
-            Err(Error::ShapeMismatch { .. })
+            Err(Error::BufferTooSmall { .. })
         ));
         assert!(matches!(
             q.clone().with_row_workgroup(ctx, 48),

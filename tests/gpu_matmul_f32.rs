@@ -264,7 +264,7 @@ fn clamp_errors_are_typed() {
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     assert!(matches!(
         l.encode(ctx, &mut encoder, 2, &small, &out),
-        Err(Error::ShapeMismatch { .. })
+        Err(Error::BufferTooSmall { .. })
     ));
     let err = l
         .encode(ctx, &mut encoder, usize::MAX / 2, &small, &out)

@@ -334,7 +334,7 @@ fn prepared_quantizer_capacity_and_empty_calls() {
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     assert!(matches!(
         q.encode(ctx, &mut encoder, 3, &small, &out),
-        Err(Error::ShapeMismatch { .. })
+        Err(Error::BufferTooSmall { .. })
     ));
     q.encode(ctx, &mut encoder, 2, &small, &out).unwrap();
     // Sizes that overflow are typed errors naming the values, at build.

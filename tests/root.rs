@@ -6,6 +6,7 @@ mod bad_inputs;
 mod calibrate;
 mod divide;
 mod dynamic;
+mod examples;
 mod f16;
 mod faults;
 mod fixed_point;
@@ -17,6 +18,7 @@ mod gpu_quantize;
 mod gpu_smoke;
 mod io;
 mod matmul_f32;
+mod nn;
 mod onnx_conformance;
 #[allow(
     clippy::type_complexity,

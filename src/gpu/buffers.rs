@@ -98,7 +98,7 @@ pub fn create(
 /// this; the others call [`check_storage`], which also checks the binding limit).
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for missing usage, [`Error::ShapeMismatch`] when too small.
+/// [`Error::InvalidConfig`] for missing usage, [`Error::BufferTooSmall`] when too small.
 pub fn check_buffer(
     ctx: &Context,
     what: &str,
@@ -115,11 +115,10 @@ pub fn check_buffer(
         });
     }
     if buffer.size() < bytes_needed {
-        return Err(Error::ShapeMismatch {
-            what: format!("{what} buffer (bytes)"),
-            shape: vec![bytes_needed as usize],
-            expected: bytes_needed as usize,
-            got: buffer.size() as usize,
+        return Err(Error::BufferTooSmall {
+            what: what.to_string(),
+            needed: bytes_needed,
+            size: buffer.size(),
         });
     }
     Ok(())
@@ -128,7 +127,7 @@ pub fn check_buffer(
 /// Checks a caller's buffer: usage, size and the binding limit.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for missing usage, [`Error::ShapeMismatch`] when too small,
+/// [`Error::InvalidConfig`] for missing usage, [`Error::BufferTooSmall`] when too small,
 /// [`Error::Unsupported`] above the binding limit ([`Context::binding_limit`]).
 pub fn check_storage(
     ctx: &Context,

@@ -253,6 +253,20 @@ impl QuantizedWeights {
     pub fn params(&self) -> &QuantParams {
         &self.params
     }
+    /// The storage type of the weights.
+    pub fn qtype(&self) -> QType {
+        self.qtype
+    }
+    /// `Σ_k w[n, k]` per output channel in the I8 domain (what the kernel's zero-point
+    /// correction uses).
+    pub fn row_sums(&self) -> &[i32] {
+        &self.row_sums
+    }
+    /// The packed weight buffers: `(first channel, end channel, buffer)` per part along N,
+    /// each holding its rows packed 4 per word in the I8 domain, rows padded to whole words.
+    pub fn buffers(&self) -> impl Iterator<Item = (usize, usize, &wgpu::Buffer)> {
+        self.chunks.iter().map(|c| (c.n0, c.n1, &c.buffer))
+    }
     /// How many buffers the weights were split into along N (1 unless they exceed the
     /// storage binding limit).
     pub fn chunk_count(&self) -> usize {
@@ -584,6 +598,21 @@ impl QLinear {
     /// The epilogue this layer applies.
     pub fn epilogue(&self) -> &Epilogue {
         &self.epilogue
+    }
+
+    /// The weights.
+    pub fn weights(&self) -> &QuantizedWeights {
+        &self.weights
+    }
+
+    /// How the activations arrive.
+    pub fn input(&self) -> ActivationInput {
+        self.input
+    }
+
+    /// The kernel specialisation this layer runs (epilogue kind, types, loads).
+    pub fn variant(&self) -> MatmulVariant {
+        self.variant
     }
 
     /// How many prepared `(M, input, rows, output)` dispatch sets the layer holds (a

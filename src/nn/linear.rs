@@ -17,7 +17,9 @@ use crate::quant::params::{QuantParams, Scheme};
 use crate::quant::qtype::QType;
 use crate::quant::scalar::round_half_to_even;
 use crate::reference::dynamic::{DynamicGranularity, DynamicScheme};
-use crate::reference::gemm::{GemmInputs, GemmOutput, QMatrix, matmul_i8};
+use crate::reference::gemm::{
+    GemmInputs, GemmOutput, QMatrix, matmul_i8, matmul_i8_fused_alternative,
+};
 
 /// What a layer's input is.
 #[derive(Debug, Clone, PartialEq)]
@@ -536,11 +538,27 @@ impl Linear {
         Ok(output)
     }
 
-    /// The CPU twin: the result the GPU must equal bit for bit.
+    /// The CPU twin: the result the GPU must equal bit for bit. With an f32 bias after the
+    /// f32 scale (`BiasMode::Float`, every dynamic layer) a driver may fuse the two, and the
+    /// GPU's element equals this or [`Linear::reference_fused_alternative`] (DESIGN.md rule 2).
     ///
     /// # Errors
     /// [`Error::TensorMismatch`] when `input` is not what the layer takes; reference errors.
     pub fn reference(&self, input: &HostTensor) -> Result<HostTensor> {
+        self.run_reference(input, false)?
+            .ok_or_else(|| Error::Mismatch("reference produced no output".into()))
+    }
+
+    /// The result with every f32 `x * s + b` fused into one rounding, or `None` when the
+    /// layer has no f32 bias (its result is then unique).
+    ///
+    /// # Errors
+    /// As [`Linear::reference`].
+    pub fn reference_fused_alternative(&self, input: &HostTensor) -> Result<Option<HostTensor>> {
+        self.run_reference(input, true)
+    }
+
+    fn run_reference(&self, input: &HostTensor, fused: bool) -> Result<Option<HostTensor>> {
         input.spec.check("Linear input", &self.input_spec)?;
         let HostData::Quantized { bytes, row_params } = &input.data else {
             return Err(Error::TensorMismatch {
@@ -582,24 +600,34 @@ impl Linear {
             w_zero_points: self.parts.weight_params.zero_points(),
             bias: self.bias_i32.as_deref().unwrap_or(&[]),
         };
-        let data = if rows == 0 {
-            HostData::empty_like(&self.output_spec)
-        } else {
-            match matmul_i8(&inputs, &epilogue)? {
-                GemmOutput::I32(v) => HostData::I32(v),
-                GemmOutput::F32(v) => HostData::F32(v),
-                GemmOutput::F16(v) => HostData::F16(v),
-                GemmOutput::Quantized { bytes, .. } => HostData::Quantized {
-                    bytes,
-                    row_params: Vec::new(),
-                },
+        let output = if rows == 0 {
+            if fused {
+                return Ok(None);
             }
+            None
+        } else if fused {
+            match matmul_i8_fused_alternative(&inputs, &epilogue)? {
+                None => return Ok(None),
+                Some(out) => Some(out),
+            }
+        } else {
+            Some(matmul_i8(&inputs, &epilogue)?)
         };
-        Ok(HostTensor {
+        let data = match output {
+            None => HostData::empty_like(&self.output_spec),
+            Some(GemmOutput::I32(v)) => HostData::I32(v),
+            Some(GemmOutput::F32(v)) => HostData::F32(v),
+            Some(GemmOutput::F16(v)) => HostData::F16(v),
+            Some(GemmOutput::Quantized { bytes, .. }) => HostData::Quantized {
+                bytes,
+                row_params: Vec::new(),
+            },
+        };
+        Ok(Some(HostTensor {
             spec: self.output_spec.clone(),
             rows,
             data,
-        })
+        }))
     }
 
     fn input_spec_qtype(&self) -> QType {

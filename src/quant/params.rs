@@ -135,7 +135,7 @@ impl QuantParams {
             }
             if shape[axis] != self.scales.len() {
                 return Err(Error::LengthMismatch {
-                    what: format!("per-axis params (axis {axis})"),
+                    what: format!("per-axis params (channels along axis {axis})"),
                     got: self.scales.len(),
                     expected: shape[axis],
                 });
