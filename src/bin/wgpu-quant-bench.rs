@@ -6,11 +6,16 @@
 //! Order: adapter peaks (f32 fma, dot4I8Packed); GEMM FP32 vs INT8 (I32, DequantF32,
 //! RequantFixedPoint epilogues); GEMV (M = 1); end to end (f32 in, f32 out: dynamic
 //! quantization + INT8 GEMM with per-row dequantization, against the FP32 GEMM); and the SQNR
-//! of every INT8 output against the FP32 output on the same calibrated data. Each FP32/INT8
+//! of every INT8 output against the FP32 output on the same calibrated data; then whole models
+//! (section `model`: the digits MLP at batch 1 and 540, and an LLM-sized feed-forward block,
+//! M = 128, 4096 → 11008 → 4096), FP32 vs static INT8 vs dynamic INT8, f32 in and f32 out,
+//! each INT8 output checked bit for bit against the model's CPU reference. Each FP32/INT8
 //! group runs interleaved in one process, after a warm-up, and reports the median of N runs.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use wgpu_quant::gpu::Context;
 use wgpu_quant::gpu::buffers::{create, read_blocking, upload};
@@ -19,6 +24,10 @@ use wgpu_quant::gpu::gemm::{ActivationInput, QLinear, QuantizedWeights};
 use wgpu_quant::gpu::matmul_f32::F32Linear;
 use wgpu_quant::gpu::peak::{PeakKernel, PeakKind};
 use wgpu_quant::gpu::timer::GpuTimer;
+use wgpu_quant::io::SafeTensorsFile;
+use wgpu_quant::nn::{
+    F32Model, FloatLinear, FloatModel, QuantConfig, QuantizedModel, Tensor, TensorSpec,
+};
 use wgpu_quant::quant::calibrate::{MinMax, Observer};
 use wgpu_quant::quant::pack::{pack_bytes, unpack_bytes, words_per_row};
 use wgpu_quant::reference::dynamic::{DynamicGranularity, DynamicScheme};
@@ -127,6 +136,156 @@ fn stats(mut times: Vec<f64>) -> (f64, f64, f64) {
     (times[times.len() / 2], times[0], times[times.len() - 1])
 }
 
+/// One whole-model row (of the table and of the JSON's `model`): FP32, static INT8 and
+/// dynamic INT8 on the same input, timed interleaved.
+#[derive(Debug, Clone)]
+struct ModelRecord {
+    /// `digits-mlp` or `ffn`.
+    name: &'static str,
+    /// The layer widths, input first (`64-128-64-10`).
+    shape: String,
+    rows: usize,
+    runs: usize,
+    /// (median, min) ms per model.
+    fp32: (f64, f64),
+    static_int8: (f64, f64),
+    dynamic_int8: (f64, f64),
+    /// The GPU output equals `QuantizedModel::reference` bit for bit.
+    static_bit_exact: bool,
+    dynamic_bit_exact: bool,
+    /// SQNR of the INT8 output against the FP32 model's GPU output.
+    static_sqnr_db: f64,
+    dynamic_sqnr_db: f64,
+}
+
+impl ModelRecord {
+    fn static_ratio(&self) -> f64 {
+        self.fp32.0 / self.static_int8.0
+    }
+    fn dynamic_ratio(&self) -> f64 {
+        self.fp32.0 / self.dynamic_int8.0
+    }
+}
+
+/// A float model and the three GPU models built from it.
+struct ModelSet {
+    name: &'static str,
+    float: FloatModel,
+    fp32: F32Model,
+    static_int8: QuantizedModel,
+    dynamic_int8: QuantizedModel,
+}
+
+impl ModelSet {
+    /// Builds FP32, static INT8 and dynamic INT8 for up to `max_batch` rows, calibrating on
+    /// `calibration` (`rows × input features`).
+    fn build(
+        ctx: &Context,
+        name: &'static str,
+        float: FloatModel,
+        calibration: &[f32],
+        rows: usize,
+        max_batch: usize,
+    ) -> Result<Self> {
+        let start = Instant::now();
+        let fp32 = F32Model::new(ctx, &float, max_batch)?;
+        let config = QuantConfig::static_int8().max_batch(max_batch);
+        let static_int8 = QuantizedModel::calibrate(ctx, &float, calibration, rows, &config)?;
+        let config = QuantConfig::dynamic_int8().max_batch(max_batch);
+        let dynamic_int8 = QuantizedModel::calibrate(ctx, &float, calibration, rows, &config)?;
+        eprintln!(
+            "  {name}: built and calibrated on {rows} rows in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+        Ok(ModelSet {
+            name,
+            float,
+            fp32,
+            static_int8,
+            dynamic_int8,
+        })
+    }
+
+    /// The layer widths, input first.
+    fn shape(&self) -> String {
+        let mut widths = vec![self.float.input_features()];
+        widths.extend(self.float.layers().iter().map(|l| l.n));
+        widths
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
+/// The digits data file `name`: next to the sources the binary was built from, else under
+/// the current directory.
+fn digits_data(name: &str) -> PathBuf {
+    let compiled = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/digits")
+        .join(name);
+    if compiled.exists() {
+        compiled
+    } else {
+        PathBuf::from("data/digits").join(name)
+    }
+}
+
+/// The digits MLP (64 → 128 → 64 → 10, `ReLU`) from `data/digits`, calibrated on the training
+/// split, for up to 540 rows; and the test split (540 rows of 64).
+fn digits_models(ctx: &Context) -> Result<(ModelSet, Vec<f32>, usize)> {
+    let weights = SafeTensorsFile::load(digits_data("mlp.safetensors"))?;
+    let float = FloatModel::sequential(
+        &weights,
+        &["fc1", "fc2", "fc3"],
+        wgpu_quant::Activation::Relu,
+    )?;
+    let digits = SafeTensorsFile::load(digits_data("digits.safetensors"))?;
+    let (x_train, train_shape) = digits.get_f32_any_shape("x_train")?;
+    let (x_test, test_shape) = digits.get_f32_any_shape("x_test")?;
+    let rows = test_shape[0];
+    let set = ModelSet::build(ctx, "digits-mlp", float, &x_train, train_shape[0], rows)?;
+    Ok((set, x_test, rows))
+}
+
+/// An LLM-sized feed-forward block, 4096 → 11008 (`ReLU`) → 4096 without biases, seeded
+/// roughly-normal weights (σ = 1/√fan-in), calibrated on `calibration_rows` random rows, for up
+/// to `rows` rows; and `rows` rows of other random input.
+fn ffn_models(
+    ctx: &Context,
+    rows: usize,
+    calibration_rows: usize,
+    seed: u64,
+) -> Result<(ModelSet, Vec<f32>)> {
+    let (d, hidden) = (4096, 11008);
+    let mut rng = Rng(seed);
+    let up = FloatLinear::new(
+        "up",
+        rng.normals(hidden * d, 1.0 / (d as f32).sqrt()),
+        hidden,
+        d,
+        None,
+        wgpu_quant::Activation::Relu,
+    )?;
+    let down = FloatLinear::new(
+        "down",
+        rng.normals(d * hidden, 1.0 / (hidden as f32).sqrt()),
+        d,
+        hidden,
+        None,
+        wgpu_quant::Activation::None,
+    )?;
+    let float = FloatModel::new(vec![up, down])?;
+    let calibration = rng.normals(calibration_rows * d, 1.0);
+    let x = rng.normals(rows * d, 1.0);
+    let set = ModelSet::build(ctx, "ffn", float, &calibration, calibration_rows, rows)?;
+    Ok((set, x))
+}
+
+fn bits_equal(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
 struct Bench {
     ctx: Context,
     timer: GpuTimer,
@@ -134,6 +293,7 @@ struct Bench {
     f32_peak: f64,
     dot4_peak: f64,
     records: Vec<Record>,
+    models: Vec<ModelRecord>,
 }
 
 /// Records one run of a configuration into an encoder.
@@ -155,15 +315,11 @@ impl Bench {
         (m, n, k): (usize, usize, usize),
         cases: &mut [Case<'_>],
     ) -> Result<()> {
-        for case in cases.iter_mut() {
-            self.timer.time(&self.ctx, &mut case.record)?; // warm-up
-        }
-        let mut times = vec![Vec::new(); cases.len()];
-        for _ in 0..self.runs {
-            for (i, case) in cases.iter_mut().enumerate() {
-                times[i].push(self.timer.time(&self.ctx, &mut case.record)?);
-            }
-        }
+        let times = {
+            let mut recorders: Vec<&mut Recorder<'_>> =
+                cases.iter_mut().map(|c| &mut c.record).collect();
+            self.interleaved(&mut recorders)?
+        };
         for (case, t) in cases.iter().zip(times) {
             let (median, min, max) = stats(t);
             let ops = 2.0 * (m * n * k) as f64;
@@ -195,6 +351,96 @@ impl Bench {
                 r.precision, r.epilogue, r.median_ms, r.gops
             );
         }
+        Ok(())
+    }
+
+    /// One warm-up run of each recorder, then `runs` rounds of one run each, interleaved;
+    /// the times in ms, per recorder.
+    fn interleaved(&self, recorders: &mut [&mut Recorder<'_>]) -> Result<Vec<Vec<f64>>> {
+        for record in recorders.iter_mut() {
+            self.timer.time(&self.ctx, &mut **record)?; // warm-up
+        }
+        let mut times = vec![Vec::with_capacity(self.runs); recorders.len()];
+        for _ in 0..self.runs {
+            for (i, record) in recorders.iter_mut().enumerate() {
+                times[i].push(self.timer.time(&self.ctx, &mut **record)?);
+            }
+        }
+        Ok(times)
+    }
+
+    /// A whole model at `rows` rows of `x`, f32 in and f32 out: FP32, static INT8 and dynamic
+    /// INT8, each recorded with `encode` into the timed encoder from one input tensor to its
+    /// own output tensor (every stage between, nothing else). Once, outside the timed runs,
+    /// each INT8 output is compared bit for bit with the model's CPU reference.
+    fn model(&mut self, set: &mut ModelSet, x: &[f32], rows: usize) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let k = set.float.input_features();
+        let input = Tensor::from_f32(&ctx, &x[..rows * k], rows, k)?;
+        let mut y_fp32 = Tensor::new(&ctx, TensorSpec::f32(set.float.output_features()), rows)?;
+        let mut y_static = Tensor::new(&ctx, set.static_int8.output_spec(), rows)?;
+        let mut y_dynamic = Tensor::new(&ctx, set.dynamic_int8.output_spec(), rows)?;
+
+        // Correctness, once, outside the timed runs.
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        set.fp32.encode(&ctx, &mut encoder, &input, &mut y_fp32)?;
+        set.static_int8
+            .encode(&ctx, &mut encoder, &input, &mut y_static)?;
+        set.dynamic_int8
+            .encode(&ctx, &mut encoder, &input, &mut y_dynamic)?;
+        ctx.queue().submit([encoder.finish()]);
+        let fp32_out = y_fp32.read_f32_blocking(&ctx)?;
+        let static_out = y_static.read_f32_blocking(&ctx)?;
+        let dynamic_out = y_dynamic.read_f32_blocking(&ctx)?;
+        let start = Instant::now();
+        let x = &x[..rows * k];
+        let static_bit_exact = bits_equal(&static_out, &set.static_int8.reference(x, rows)?);
+        let dynamic_bit_exact = bits_equal(&dynamic_out, &set.dynamic_int8.reference(x, rows)?);
+        eprintln!(
+            "  {} {rows} rows: CPU references in {:.1} s",
+            set.name,
+            start.elapsed().as_secs_f64()
+        );
+
+        let times = {
+            let (fp32, st, dy) = (&mut set.fp32, &mut set.static_int8, &mut set.dynamic_int8);
+            let (c1, c2, c3) = (ctx.clone(), ctx.clone(), ctx.clone());
+            let input = &input;
+            let mut fp32_case: Recorder<'_> = Box::new(|e| fp32.encode(&c1, e, input, &mut y_fp32));
+            let mut static_case: Recorder<'_> =
+                Box::new(|e| st.encode(&c2, e, input, &mut y_static));
+            let mut dynamic_case: Recorder<'_> =
+                Box::new(|e| dy.encode(&c3, e, input, &mut y_dynamic));
+            self.interleaved(&mut [&mut fp32_case, &mut static_case, &mut dynamic_case])?
+        };
+        let [fp32, static_int8, dynamic_int8] = [0, 1, 2].map(|i| {
+            let (median, min, _) = stats(times[i].clone());
+            (median, min)
+        });
+        let record = ModelRecord {
+            name: set.name,
+            shape: set.shape(),
+            rows,
+            runs: self.runs,
+            fp32,
+            static_int8,
+            dynamic_int8,
+            static_bit_exact,
+            dynamic_bit_exact,
+            static_sqnr_db: sqnr_db(&fp32_out, &static_out),
+            dynamic_sqnr_db: sqnr_db(&fp32_out, &dynamic_out),
+        };
+        eprintln!(
+            "  {} {} x{rows}: FP32 {:.3} ms, static INT8 {:.3} ms ({:.2}x), dynamic INT8 {:.3} ms ({:.2}x)",
+            record.name,
+            record.shape,
+            record.fp32.0,
+            record.static_int8.0,
+            record.static_ratio(),
+            record.dynamic_int8.0,
+            record.dynamic_ratio()
+        );
+        self.models.push(record);
         Ok(())
     }
 
@@ -408,6 +654,7 @@ impl Bench {
 
 fn json(
     records: &[Record],
+    models: &[ModelRecord],
     adapter: &[(&str, String)],
     timing: &str,
     f32_peak: f64,
@@ -435,7 +682,39 @@ fn json(
         })
         .collect();
     out.push_str(&rows.join(",\n"));
-    out.push_str("\n  ]\n}\n");
+    if !records.is_empty() {
+        out.push('\n');
+    }
+    out.push_str("  ],\n  \"model\": [\n");
+    let rows: Vec<String> = models
+        .iter()
+        .map(|r| {
+            format!(
+                "    {{\"name\": \"{}\", \"shape\": \"{}\", \"rows\": {}, \"runs\": {}, \"fp32_ms\": {:.6}, \"fp32_min_ms\": {:.6}, \"static_ms\": {:.6}, \"static_min_ms\": {:.6}, \"dynamic_ms\": {:.6}, \"dynamic_min_ms\": {:.6}, \"fp32_over_static\": {:.4}, \"fp32_over_dynamic\": {:.4}, \"static_bit_exact\": {}, \"dynamic_bit_exact\": {}, \"static_sqnr_db\": {:.3}, \"dynamic_sqnr_db\": {:.3}}}",
+                r.name,
+                r.shape,
+                r.rows,
+                r.runs,
+                r.fp32.0,
+                r.fp32.1,
+                r.static_int8.0,
+                r.static_int8.1,
+                r.dynamic_int8.0,
+                r.dynamic_int8.1,
+                r.static_ratio(),
+                r.dynamic_ratio(),
+                r.static_bit_exact,
+                r.dynamic_bit_exact,
+                r.static_sqnr_db,
+                r.dynamic_sqnr_db
+            )
+        })
+        .collect();
+    out.push_str(&rows.join(",\n"));
+    if !models.is_empty() {
+        out.push('\n');
+    }
+    out.push_str("  ]\n}\n");
     out
 }
 
@@ -575,6 +854,113 @@ fn svg(records: &[Record], f32_peak: f64, dot4_peak: f64, title: &str) -> String
     s
 }
 
+/// The GEMM/GEMV/e2e table and the FP32/INT8 ratios.
+fn print_records(records: &[Record]) {
+    println!(
+        "\n| op | M×N×K | precision | epilogue | median ms (min–max) | GOP/s | % of peak | GB/s weights | SQNR dB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in records {
+        println!(
+            "| {} | {}×{}×{} | {} | {} | {:.3} ({:.3}–{:.3}) | {:.1} | {:.1} | {:.2} | {} |",
+            r.op,
+            r.m,
+            r.n,
+            r.k,
+            r.precision,
+            r.epilogue,
+            r.median_ms,
+            r.min_ms,
+            r.max_ms,
+            r.gops,
+            r.pct_of_peak,
+            r.gbps,
+            r.sqnr_db.map_or("–".to_string(), |s| format!("{s:.1}"))
+        );
+    }
+    println!("\nFP32 time / INT8 time, same shape, same run:");
+    for r in records.iter().filter(|r| r.precision == "int8") {
+        if let Some(f) = records
+            .iter()
+            .find(|f| f.precision == "f32" && f.op == r.op && (f.m, f.n, f.k) == (r.m, r.n, r.k))
+        {
+            println!(
+                "  {} {}×{}×{} {}: {:.2}x",
+                r.op,
+                r.m,
+                r.n,
+                r.k,
+                r.epilogue,
+                f.median_ms / r.median_ms
+            );
+        }
+    }
+}
+
+/// The whole-model table, the ratios, and the targets.
+fn print_models(models: &[ModelRecord], runs: usize, timing: &str) {
+    let exact = |b: bool| if b { "yes" } else { "NO" };
+    println!(
+        "\nWhole models, f32 in and f32 out ({timing}, median of {runs} interleaved runs after a warm-up; min in parentheses):\n"
+    );
+    println!(
+        "| model | rows | FP32 ms | static INT8 ms | dynamic INT8 ms | FP32/static | FP32/dynamic | bit-exact static / dynamic | SQNR dB vs FP32 static / dynamic |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in models {
+        println!(
+            "| {} {} | {} | {:.3} ({:.3}) | {:.3} ({:.3}) | {:.3} ({:.3}) | {:.2}x | {:.2}x | {} / {} | {:.1} / {:.1} |",
+            r.name,
+            r.shape,
+            r.rows,
+            r.fp32.0,
+            r.fp32.1,
+            r.static_int8.0,
+            r.static_int8.1,
+            r.dynamic_int8.0,
+            r.dynamic_int8.1,
+            r.static_ratio(),
+            r.dynamic_ratio(),
+            exact(r.static_bit_exact),
+            exact(r.dynamic_bit_exact),
+            r.static_sqnr_db,
+            r.dynamic_sqnr_db
+        );
+    }
+    let all_exact = models
+        .iter()
+        .all(|r| r.static_bit_exact && r.dynamic_bit_exact);
+    println!(
+        "\nbit-exact: {} (every INT8 model's GPU output against QuantizedModel::reference)",
+        exact(all_exact)
+    );
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("targets (FP32 time / INT8 time, same run):");
+    for r in models.iter().filter(|r| r.name == "ffn") {
+        println!(
+            "  feed-forward {} x{}: static {:.2}x (target >= 2: {}), dynamic {:.2}x (target >= 1.5: {})",
+            r.shape,
+            r.rows,
+            r.static_ratio(),
+            verdict(r.static_ratio() >= 2.0),
+            r.dynamic_ratio(),
+            verdict(r.dynamic_ratio() >= 1.5)
+        );
+    }
+    for r in models
+        .iter()
+        .filter(|r| r.name == "digits-mlp" && r.rows == 540)
+    {
+        println!(
+            "  digits MLP x{}: static {:.2}x, dynamic {:.2}x (target: both > 1: {})",
+            r.rows,
+            r.static_ratio(),
+            r.dynamic_ratio(),
+            verdict(r.static_ratio() > 1.0 && r.dynamic_ratio() > 1.0)
+        );
+    }
+}
+
 fn run(args: &Args) -> Result<()> {
     let ctx = Context::headless()?;
     let caps = ctx.capabilities();
@@ -628,6 +1014,7 @@ fn run(args: &Args) -> Result<()> {
         f32_peak,
         dot4_peak,
         records: Vec::new(),
+        models: Vec::new(),
     };
     let wanted = |name: &str| {
         args.filter
@@ -667,50 +1054,46 @@ fn run(args: &Args) -> Result<()> {
         }
     }
 
-    println!(
-        "\n| op | M×N×K | precision | epilogue | median ms (min–max) | GOP/s | % of peak | GB/s weights | SQNR dB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for r in &bench.records {
-        println!(
-            "| {} | {}×{}×{} | {} | {} | {:.3} ({:.3}–{:.3}) | {:.1} | {:.1} | {:.2} | {} |",
-            r.op,
-            r.m,
-            r.n,
-            r.k,
-            r.precision,
-            r.epilogue,
-            r.median_ms,
-            r.min_ms,
-            r.max_ms,
-            r.gops,
-            r.pct_of_peak,
-            r.gbps,
-            r.sqnr_db.map_or("–".to_string(), |s| format!("{s:.1}"))
-        );
-    }
-    println!("\nFP32 time / INT8 time, same shape, same run:");
-    for r in bench.records.iter().filter(|r| r.precision == "int8") {
-        if let Some(f) = bench
-            .records
-            .iter()
-            .find(|f| f.precision == "f32" && f.op == r.op && (f.m, f.n, f.k) == (r.m, r.n, r.k))
-        {
-            println!(
-                "  {} {}×{}×{} {}: {:.2}x",
-                r.op,
-                r.m,
-                r.n,
-                r.k,
-                r.epilogue,
-                f.median_ms / r.median_ms
+    if wanted("model digits-mlp") {
+        eprintln!("model digits-mlp");
+        let path = digits_data("mlp.safetensors");
+        if path.exists() {
+            let (mut set, x_test, rows) = digits_models(&ctx)?;
+            bench.model(&mut set, &x_test, 1)?;
+            bench.model(&mut set, &x_test, rows)?;
+        } else {
+            eprintln!(
+                "  skipped: {} not found (data/digits is in the repository, not the crate)",
+                path.display()
             );
         }
+    }
+    if wanted("model ffn") {
+        eprintln!("model ffn 4096-11008-4096");
+        // Calibration runs the float model (and, for the report, the CPU twin) on the CPU in
+        // scalar f32: about half a second per row here, so --quick calibrates on fewer rows.
+        let (rows, calibration_rows) = (128, if args.quick { 32 } else { 128 });
+        let (mut set, x) = ffn_models(&ctx, rows, calibration_rows, 400)?;
+        bench.model(&mut set, &x, rows)?;
+    }
+
+    if !bench.records.is_empty() {
+        print_records(&bench.records);
+    }
+    if !bench.models.is_empty() {
+        print_models(&bench.models, args.runs, timing);
     }
     if let Some(path) = &args.json {
         std::fs::write(
             path,
-            json(&bench.records, &adapter, timing, f32_peak, dot4_peak),
+            json(
+                &bench.records,
+                &bench.models,
+                &adapter,
+                timing,
+                f32_peak,
+                dot4_peak,
+            ),
         )
         .map_err(|e| wgpu_quant::Error::InvalidConfig {
             what: "--json".into(),
