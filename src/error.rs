@@ -232,6 +232,18 @@ pub enum Error {
     /// tensors that cannot be serialized.
     #[error("invalid safetensors data: {0}")]
     Format(String),
+    /// Calibration data that an observer cannot represent: a histogram that would grow past its
+    /// bin cap, or a data range wider than f32. Not an adapter problem: the data (or the
+    /// observer's configuration) must change.
+    #[error("calibration failed: {what} = {value}: {reason}")]
+    Calibration {
+        /// What could not be represented.
+        what: String,
+        /// Its value, formatted.
+        value: String,
+        /// Why, and what to do about it.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {message}")]
     Io {

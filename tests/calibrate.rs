@@ -412,9 +412,10 @@ proptest! {
         let scheme = if symmetric { Scheme::symmetric(QType::I8) } else { Scheme::affine(QType::U8) };
         for (name, (lo, hi)) in all_observer_ranges(&data) {
             prop_assert!(lo <= hi, "{name}: {lo} > {hi}");
-            let Ok(params) = wgpu_quant::QuantParams::from_range(convention, &scheme, lo, hi) else {
-                continue; // TFLite rejects none of these; torch's u8 symmetric can, by design
-            };
+            // No case is out of scope here: every observer range of finite data gives params
+            // under every convention and these two schemes, so an error is a failure.
+            let params = wgpu_quant::QuantParams::from_range(convention, &scheme, lo, hi)
+                .map_err(|e| TestCaseError::fail(format!("{name} [{lo}, {hi}] {convention:?}: {e}")))?;
             prop_assert!(params.scale(0).is_normal() && params.scale(0) > 0.0);
             prop_assert!(params.range().contains(params.zero_point(0)), "{name}");
         }
@@ -422,11 +423,13 @@ proptest! {
         let mut per_channel = Observer::per_channel(MinMax::new(), 0);
         per_tensor.observe(&data, &[data.len()]).unwrap();
         per_channel.observe(&data, &[1, data.len()]).unwrap();
+        // Both must succeed: comparing two errors (`.ok()` on each side) would pass silently.
+        let t = per_tensor.params(convention, &scheme).unwrap();
+        let c = per_channel.params(convention, &scheme).unwrap();
+        prop_assert_eq!(c.channels(), 1);
         prop_assert_eq!(
-            per_tensor.params(convention, &scheme).ok(),
-            per_channel.params(convention, &scheme).ok().map(|p| {
-                wgpu_quant::QuantParams::per_tensor(p.scale(0), p.zero_point(0), p.range()).unwrap()
-            })
+            t,
+            wgpu_quant::QuantParams::per_tensor(c.scale(0), c.zero_point(0), c.range()).unwrap()
         );
     }
 }
@@ -453,13 +456,15 @@ fn inverted_percentile_range_gives_onnxruntime_params() {
 fn unbounded_histogram_growth_is_refused() {
     let mut pct = Observer::per_tensor(Percentile::onnxruntime_default());
     pct.observe(&[1.0, 1.000_000_1], &[2]).unwrap();
-    assert!(matches!(pct.observe(&[1e30], &[1]), Err(Error::Unsupported(m)) if m.contains("bins")));
+    assert!(
+        matches!(pct.observe(&[1e30], &[1]), Err(Error::Calibration { what, .. }) if what.contains("bins"))
+    );
     assert!(pct.ranges().is_ok());
     let mut ent = Observer::per_tensor(Entropy::tensorrt_default());
     ent.observe(&[1e-30], &[1]).unwrap();
     assert!(matches!(
         ent.observe(&[1e30], &[1]),
-        Err(Error::Unsupported(_))
+        Err(Error::Calibration { .. })
     ));
     assert!(ent.ranges().is_ok());
 }
@@ -470,9 +475,275 @@ fn unbounded_histogram_growth_is_refused() {
 fn histogram_wider_than_f32_is_refused() {
     let mut ent = Observer::per_tensor(Entropy::tensorrt_default());
     ent.observe(&[-1.6e38], &[1]).unwrap(); // width 3.2e38 still fits f32
-    assert!(matches!(
-        ent.observe(&[-1.72e38], &[1]),
-        Err(Error::Unsupported(_))
-    ));
+    let err = ent.observe(&[-1.72e38], &[1]).unwrap_err();
+    assert!(matches!(err, Error::Calibration { .. }), "{err}");
+    // A CPU calibration failure never claims an adapter problem.
+    assert!(!err.to_string().contains("adapter"), "{err}");
     assert_eq!(ent.ranges().unwrap().len(), 1);
+}
+
+/// Issue 10 §1: a bin count is capped where the calibrator is built, with the reason.
+#[test]
+fn histogram_bin_counts_are_capped_at_construction() {
+    use wgpu_quant::quant::calibrate::MAX_HISTOGRAM_BINS;
+    let over = MAX_HISTOGRAM_BINS + 1;
+    for (name, result) in [
+        ("percentile", Percentile::new(99.0, over, true).map(|_| ())),
+        (
+            "percentile huge",
+            Percentile::new(99.0, usize::MAX, false).map(|_| ()),
+        ),
+        ("entropy", Entropy::new(over, 128).map(|_| ())),
+        ("entropy huge", Entropy::new(usize::MAX, 128).map(|_| ())),
+        ("mse", Mse::new(over, 128).map(|_| ())),
+        (
+            "histogram_l2",
+            HistogramL2::new(HistogramL2::MAX_BINS + 1).map(|_| ()),
+        ),
+        (
+            "histogram_l2 huge",
+            HistogramL2::new(usize::MAX).map(|_| ()),
+        ),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig { reason, .. } if reason.contains("quadratic")),
+            "{name}: {err}"
+        );
+    }
+    assert!(Percentile::new(99.0, MAX_HISTOGRAM_BINS, true).is_ok());
+    assert!(Entropy::new(MAX_HISTOGRAM_BINS, 128).is_ok());
+    assert!(Mse::new(MAX_HISTOGRAM_BINS, 128).is_ok());
+    assert!(HistogramL2::new(HistogramL2::MAX_BINS).is_ok());
+}
+
+/// Issue 10 §2/§3: shapes whose element count overflows, rank 0, axes out of range and zero
+/// channels are typed errors (they used to panic or wrap).
+#[test]
+fn observer_shapes_are_checked() {
+    use wgpu_quant::quant::calibrate::split_channels;
+    for shape in [
+        vec![usize::MAX, 2],
+        vec![1 << 33, 1 << 33],
+        vec![usize::MAX, usize::MAX, 0],
+    ] {
+        // An overflowing count is refused even when a zero elsewhere would wrap it to 0.
+        let mut t = Observer::per_tensor(MinMax::new());
+        let mut c = Observer::per_channel(MinMax::new(), 0);
+        assert!(
+            matches!(t.observe(&[1.0], &shape), Err(Error::SizeOverflow { .. })),
+            "{shape:?}"
+        );
+        assert!(
+            matches!(c.observe(&[1.0], &shape), Err(Error::SizeOverflow { .. })),
+            "{shape:?}"
+        );
+        assert!(matches!(
+            split_channels(&[1.0], &shape, 0),
+            Err(Error::SizeOverflow { .. })
+        ));
+    }
+    // Rank 0: a scalar of one element; per tensor it is observed, per channel it has no axis.
+    let mut t = Observer::per_tensor(MinMax::new());
+    t.observe(&[2.5], &[]).unwrap();
+    assert_eq!(t.ranges().unwrap(), vec![(2.5, 2.5)]);
+    let mut c = Observer::per_channel(MinMax::new(), 0);
+    assert_eq!(
+        c.observe(&[2.5], &[]),
+        Err(Error::AxisOutOfRange { axis: 0, rank: 0 })
+    );
+    assert_eq!(
+        split_channels(&[1.0, 2.0], &[2], 1),
+        Err(Error::AxisOutOfRange { axis: 1, rank: 1 })
+    );
+    assert!(matches!(
+        split_channels(&[], &[3, 0], 1),
+        Err(Error::EmptyDimension { .. })
+    ));
+    assert!(matches!(
+        split_channels(&[1.0], &[2, 0], 1),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        split_channels(&[1.0, 2.0, 3.0], &[2, 2], 0),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert_eq!(
+        split_channels(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], 1).unwrap(),
+        vec![vec![1.0, 4.0], vec![2.0, 5.0], vec![3.0, 6.0]]
+    );
+}
+
+/// Issue 10 §3: a per-channel observe that fails on a later channel leaves every channel as
+/// it was (it used to update the channels before the failing one).
+#[test]
+fn failed_per_channel_observe_changes_nothing() {
+    for estimator in [
+        wgpu_quant::quant::calibrate::Calibrator::from(Percentile::onnxruntime_default()),
+        Entropy::tensorrt_default().into(),
+        Mse::default_config().into(),
+    ] {
+        let mut obs = Observer::per_channel(estimator, 0);
+        // Two channels of two values each; both span a tiny range.
+        obs.observe(&[1.0, 1.000_000_1, 1e-30, 2e-30], &[2, 2])
+            .unwrap();
+        let before = format!("{obs:?}");
+        let ranges = obs.ranges().unwrap();
+        // Channel 0 takes its values; channel 1's huge value would grow its histogram past
+        // the cap: the whole observe fails.
+        let err = obs.observe(&[1.0, 0.5, 1e30, 1e-30], &[2, 2]).unwrap_err();
+        assert!(matches!(err, Error::Calibration { .. }), "{err}");
+        assert_eq!(
+            format!("{obs:?}"),
+            before,
+            "a failed observe changed the observer"
+        );
+        assert_eq!(obs.ranges().unwrap(), ranges);
+    }
+}
+
+/// The histogram helpers are total: zero bins, empty input and inconsistent histograms are
+/// typed errors, not panics.
+#[test]
+fn histogram_helpers_refuse_degenerate_input() {
+    use wgpu_quant::quant::calibrate::OrtHistogram;
+    use wgpu_quant::quant::calibrate::{bin_values, entropy_threshold};
+    let mut none = None;
+    assert!(OrtHistogram::collect_value(&mut none, &[1.0], 0).is_err());
+    assert!(OrtHistogram::collect_value(&mut none, &[], 8).is_err());
+    assert!(OrtHistogram::collect_absolute_value(&mut none, &[f32::NAN], 8).is_err());
+    assert!(none.is_none());
+    assert!(bin_values(&mut [], &[0.0], [1.0].into_iter()).is_err());
+    assert!(bin_values(&mut [0, 0], &[0.0, 1.0], [1.0].into_iter()).is_err());
+    let empty = OrtHistogram {
+        counts: vec![],
+        edges: vec![],
+        min: 0.0,
+        max: 0.0,
+        threshold: 0.0,
+    };
+    assert!(entropy_threshold(&empty, 1).is_err());
+    let mut h = None;
+    OrtHistogram::collect_value(&mut h, &[-1.0, 0.5, 1.0], 8).unwrap();
+    let h = h.unwrap();
+    assert!(entropy_threshold(&h, 0).is_err());
+    assert!(entropy_threshold(&h, 9).is_err());
+    assert!(entropy_threshold(&h, 8).is_ok());
+}
+
+/// onnxruntime `MinMaxCalibrater(symmetric=True)`: `±max(|min|, |max|)`.
+#[test]
+fn minmax_symmetric_is_onnxruntimes_range() {
+    let mut est = MinMax::symmetric();
+    assert!(est.range().is_err());
+    est.update(&[-3.0, 1.0]).unwrap();
+    assert_eq!(est.range().unwrap(), (-3.0, 3.0));
+    est.update(&[5.5, 0.0]).unwrap();
+    assert_eq!(est.range().unwrap(), (-5.5, 5.5));
+    let mut obs = Observer::per_channel(MinMax::symmetric(), 1);
+    obs.observe(&[1.0, -2.0, 0.0, 0.25], &[2, 2]).unwrap();
+    assert_eq!(obs.ranges().unwrap(), vec![(-1.0, 1.0), (-2.0, 2.0)]);
+}
+
+/// onnxruntime flattens the arrays of one `collect_data` call into one histogram update:
+/// per-call collection of a call equals one observe of the concatenated data, and a call per
+/// batch equals per-observe collection (the golden values pin that mode).
+#[test]
+fn per_call_histogram_collection_flattens_a_call() {
+    use wgpu_quant::quant::calibrate::{Calibrator, HistogramCollection};
+    let data = golden_case("tails_three_batches");
+    let flat: Vec<f32> = data.concat();
+    let estimators: Vec<(&str, Calibrator, Calibrator)> = vec![
+        (
+            "percentile_sym",
+            Percentile::onnxruntime_default().into(),
+            Percentile::onnxruntime_default()
+                .with_collection(HistogramCollection::PerCall)
+                .into(),
+        ),
+        (
+            "percentile_asym",
+            Percentile::new(99.0, 2048, false).unwrap().into(),
+            Percentile::new(99.0, 2048, false)
+                .unwrap()
+                .with_collection(HistogramCollection::PerCall)
+                .into(),
+        ),
+        (
+            "entropy",
+            Entropy::new(512, 64).unwrap().into(),
+            Entropy::new(512, 64)
+                .unwrap()
+                .with_collection(HistogramCollection::PerCall)
+                .into(),
+        ),
+        (
+            "mse",
+            Mse::default_config().into(),
+            Mse::default_config()
+                .with_collection(HistogramCollection::PerCall)
+                .into(),
+        ),
+    ];
+    for (name, per_observe, per_call) in estimators {
+        // One call holding all batches == one observe of the flattened data.
+        let mut one_call = Observer::per_tensor(per_call.clone());
+        for b in &data {
+            one_call.observe(b, &[b.len()]).unwrap();
+        }
+        let pending = one_call.ranges().unwrap();
+        one_call.end_call();
+        let mut flat_obs = Observer::per_tensor(per_observe.clone());
+        flat_obs.observe(&flat, &[flat.len()]).unwrap();
+        assert_eq!(
+            one_call.ranges().unwrap(),
+            flat_obs.ranges().unwrap(),
+            "{name}"
+        );
+        assert_eq!(pending, flat_obs.ranges().unwrap(), "{name}: pending call");
+        // A call per batch == per-observe merging.
+        let mut calls = Observer::per_tensor(per_call);
+        let mut merged = Observer::per_tensor(per_observe);
+        for b in &data {
+            calls.observe(b, &[b.len()]).unwrap();
+            calls.end_call();
+            merged.observe(b, &[b.len()]).unwrap();
+        }
+        assert_eq!(calls.ranges().unwrap(), merged.ranges().unwrap(), "{name}");
+    }
+    // The modes differ where the merge order matters: growing batches merged per observe
+    // re-bin the old counts; flattened, every value is binned once over the final range.
+    let mut a = Percentile::new(99.0, 2048, false).unwrap();
+    let mut b = Percentile::new(99.0, 2048, false)
+        .unwrap()
+        .with_collection(HistogramCollection::PerCall);
+    for batch in &data {
+        a.update(batch).unwrap();
+        b.update(batch).unwrap();
+    }
+    assert!(b.histogram().is_none(), "the call has not ended");
+    b.end_call();
+    let (ha, hb) = (a.histogram().unwrap(), b.histogram().unwrap());
+    assert_eq!(ha.counts.iter().sum::<u64>(), hb.counts.iter().sum::<u64>());
+    assert_ne!(ha.counts, hb.counts);
+}
+
+/// A per-call observe whose call would grow the histogram past the cap fails at observe time
+/// (the call's range is checked), and leaves the pending call unchanged.
+#[test]
+fn per_call_collection_fails_at_observe_time() {
+    use wgpu_quant::quant::calibrate::HistogramCollection;
+    let mut obs = Observer::per_tensor(
+        Percentile::onnxruntime_default().with_collection(HistogramCollection::PerCall),
+    );
+    obs.observe(&[1.0, 1.000_000_1], &[2]).unwrap();
+    obs.end_call();
+    let before = obs.ranges().unwrap();
+    obs.observe(&[1.0], &[1]).unwrap();
+    assert!(matches!(
+        obs.observe(&[1e30], &[1]),
+        Err(Error::Calibration { .. })
+    ));
+    obs.end_call();
+    assert_eq!(obs.ranges().unwrap(), before);
 }

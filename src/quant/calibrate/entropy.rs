@@ -1,9 +1,9 @@
 //! Entropy (KL divergence) calibration: TensorRT's algorithm as onnxruntime ports it
 //! (`HistogramCalibrater.get_entropy_threshold`).
 
-use super::histogram::OrtHistogram;
+use super::histogram::{Collector, HistogramCollection, OrtHistogram, check_bins};
 use super::{RangeEstimator, invalid, not_observed};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The threshold whose quantized distribution is closest, in KL divergence, to the data's.
 ///
@@ -20,18 +20,16 @@ use crate::error::Result;
 /// precision may be ordered differently.
 #[derive(Debug, Clone)]
 pub struct Entropy {
-    bins: usize,
     quantized_bins: usize,
-    histogram: Option<OrtHistogram>,
+    collector: Collector,
 }
 
 impl Entropy {
     /// The TensorRT-like setting: 2048 bins, 128 quantized bins.
     pub fn tensorrt_default() -> Self {
         Entropy {
-            bins: 2048,
             quantized_bins: 128,
-            histogram: None,
+            collector: Collector::new(2048, false),
         }
     }
 
@@ -39,7 +37,8 @@ impl Entropy {
     /// candidate: the whole range).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidConfig`] for zero bins or `quantized_bins > bins`.
+    /// [`crate::Error::InvalidConfig`] for zero bins, more than [`super::MAX_HISTOGRAM_BINS`]
+    /// bins, or `quantized_bins > bins`.
     pub fn new(bins: usize, quantized_bins: usize) -> Result<Self> {
         if bins == 0 || quantized_bins == 0 {
             return Err(invalid(
@@ -48,6 +47,7 @@ impl Entropy {
                 "must be at least 1",
             ));
         }
+        check_bins("num_bins", bins)?;
         if quantized_bins > bins {
             return Err(invalid(
                 "num_quantized_bins",
@@ -56,10 +56,15 @@ impl Entropy {
             ));
         }
         Ok(Entropy {
-            bins,
             quantized_bins,
-            histogram: None,
+            collector: Collector::new(bins, false),
         })
+    }
+
+    /// The same calibrator collecting in `mode` ([`HistogramCollection`]).
+    pub fn with_collection(mut self, mode: HistogramCollection) -> Self {
+        self.collector.mode = mode;
+        self
     }
 }
 
@@ -107,7 +112,25 @@ fn kl_divergence(p: &[f32], q: &[f32]) -> f64 {
     clippy::needless_range_loop,
     reason = "index loops mirror onnxruntime's get_entropy_threshold line for line"
 )]
-pub fn entropy_threshold(h: &OrtHistogram, quantized_bins: usize) -> (f32, f32) {
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for `quantized_bins` of 0 or above the histogram's bin count;
+/// [`Error::LengthMismatch`] when the histogram's edges are not one more than its counts.
+pub fn entropy_threshold(h: &OrtHistogram, quantized_bins: usize) -> Result<(f32, f32)> {
+    if h.edges.len() != h.counts.len() + 1 {
+        return Err(Error::LengthMismatch {
+            what: "histogram edges".into(),
+            got: h.edges.len(),
+            expected: h.counts.len() + 1,
+        });
+    }
+    if quantized_bins == 0 || quantized_bins > h.counts.len() {
+        return Err(invalid(
+            "num_quantized_bins",
+            quantized_bins,
+            &format!("must be in [1, {}] (the histogram's bins)", h.counts.len()),
+        ));
+    }
     let hist: Vec<i64> = h.counts.iter().map(|&c| c as i64).collect();
     let num_bins = hist.len();
     let zero = num_bins / 2;
@@ -147,20 +170,26 @@ pub fn entropy_threshold(h: &OrtHistogram, quantized_bins: usize) -> (f32, f32) 
             best = Some((kl, candidate));
         }
     }
-    let (_, (lo, hi)) = best.expect("at least one candidate: half_q <= zero");
-    h.clip_to_data(lo, hi)
+    // half_q <= zero because quantized_bins <= num_bins, so there is a candidate.
+    let (lo, hi) = best.map_or((h.min, h.max), |(_, c)| c);
+    Ok(h.clip_to_data(lo, hi))
 }
 
 impl RangeEstimator for Entropy {
     fn update(&mut self, values: &[f32]) -> Result<()> {
-        OrtHistogram::collect_value(&mut self.histogram, values, self.bins)
+        self.collector.update(values)
+    }
+
+    fn check_update(&self, values: &[f32]) -> Result<()> {
+        self.collector.check(values)
+    }
+
+    fn end_call(&mut self) {
+        self.collector.end_call();
     }
 
     fn range(&self) -> Result<(f32, f32)> {
-        let h = self.histogram.as_ref().ok_or_else(not_observed)?;
-        Ok(entropy_threshold(
-            h,
-            self.quantized_bins.min(h.counts.len()),
-        ))
+        let h = self.collector.current()?.ok_or_else(not_observed)?;
+        entropy_threshold(&h, self.quantized_bins.min(h.counts.len()))
     }
 }

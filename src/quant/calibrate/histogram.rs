@@ -24,9 +24,27 @@ use crate::error::{Error, Result};
 pub const MAX_HISTOGRAM_BINS: usize = 1 << 16;
 
 fn too_many_bins(bins: f64) -> Error {
-    Error::Unsupported(format!(
-        "the histogram would grow to {bins:e} bins (at most {MAX_HISTOGRAM_BINS}): the first batch spans a far smaller range than a later one; calibrate with a representative first batch or more bins"
-    ))
+    Error::Calibration {
+        what: "histogram bins".into(),
+        value: format!("{bins:e}"),
+        reason: format!(
+            "the histogram would grow past {MAX_HISTOGRAM_BINS} bins (the cap keeps memory and the entropy search, quadratic in bins, bounded): the first batch spans a far smaller range than a later one; calibrate with a representative first batch, or collect per call"
+        ),
+    }
+}
+
+/// Refuses a configured bin count above [`MAX_HISTOGRAM_BINS`] or of zero.
+pub(crate) fn check_bins(what: &str, bins: usize) -> Result<()> {
+    if bins == 0 || bins > MAX_HISTOGRAM_BINS {
+        return Err(super::invalid(
+            what,
+            bins,
+            &format!(
+                "must be in [1, {MAX_HISTOGRAM_BINS}]: memory and the threshold searches (quadratic in bins) grow with it, and a histogram never grows past the cap"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A histogram with its f32 edges and the data range seen.
@@ -44,7 +62,7 @@ pub struct OrtHistogram {
     pub threshold: f32,
 }
 
-/// numpy `linspace(start, stop, n + 1)` in float32.
+/// numpy `linspace(start, stop, n + 1)` in float32 (`[stop]` for zero bins).
 pub fn linspace_f32(start: f32, stop: f32, bins: usize) -> Vec<f32> {
     let step = (stop - start) / bins as f32;
     let mut edges: Vec<f32> = if step == 0.0 {
@@ -59,7 +77,27 @@ pub fn linspace_f32(start: f32, stop: f32, bins: usize) -> Vec<f32> {
 }
 
 /// Adds the values to `counts` over `edges` (bins half-open, the last closed).
-pub fn bin_values(counts: &mut [u64], edges: &[f32], values: impl Iterator<Item = f32>) {
+///
+/// # Errors
+/// [`Error::LengthMismatch`] unless `edges` has `counts.len() + 1` entries, and
+/// [`Error::EmptyInput`] when there are no bins.
+pub fn bin_values(
+    counts: &mut [u64],
+    edges: &[f32],
+    values: impl Iterator<Item = f32>,
+) -> Result<()> {
+    if counts.is_empty() {
+        return Err(Error::EmptyInput {
+            what: "histogram bins".into(),
+        });
+    }
+    if edges.len() != counts.len() + 1 {
+        return Err(Error::LengthMismatch {
+            what: "histogram edges".into(),
+            got: edges.len(),
+            expected: counts.len() + 1,
+        });
+    }
     let first = edges[0];
     let last = edges[edges.len() - 1];
     let nbins = counts.len();
@@ -68,9 +106,10 @@ pub fn bin_values(counts: &mut [u64], edges: &[f32], values: impl Iterator<Item 
             continue;
         }
         // The number of edges <= x, minus one, is the bin; the last edge belongs to the last bin.
-        let bin = edges.partition_point(|&e| e <= x) - 1;
+        let bin = edges.partition_point(|&e| e <= x).saturating_sub(1);
         counts[bin.min(nbins - 1)] += 1;
     }
+    Ok(())
 }
 
 fn histogram_over(values: &[f32], bins: usize, lo: f32, hi: f32) -> Result<(Vec<u64>, Vec<f32>)> {
@@ -83,14 +122,33 @@ fn histogram_over(values: &[f32], bins: usize, lo: f32, hi: f32) -> Result<(Vec<
     // A width beyond f32 (e.g. ±1.7e38) makes every edge infinite; numpy refuses such a
     // range too ("range parameter must be finite").
     if !(hi - lo).is_finite() {
-        return Err(Error::Unsupported(format!(
-            "histogram range [{lo:e}, {hi:e}] is wider than f32 can represent"
-        )));
+        return Err(Error::Calibration {
+            what: "histogram range".into(),
+            value: format!("[{lo:e}, {hi:e}]"),
+            reason: "its width is beyond f32 (numpy refuses it too: the range must be finite)"
+                .into(),
+        });
     }
     let edges = linspace_f32(lo, hi, bins);
     let mut counts = vec![0u64; bins];
-    bin_values(&mut counts, &edges, values.iter().copied());
+    bin_values(&mut counts, &edges, values.iter().copied())?;
     Ok((counts, edges))
+}
+
+/// Refuses zero bins, no values, and non-finite values (the observers check these first;
+/// the public helpers must not panic or loop on them either).
+fn check_input(values: &[f32], bins: usize) -> Result<()> {
+    if bins == 0 {
+        return Err(Error::EmptyInput {
+            what: "histogram bins (0 requested)".into(),
+        });
+    }
+    if values.is_empty() {
+        return Err(Error::EmptyInput {
+            what: "histogram values".into(),
+        });
+    }
+    crate::error::check_finite("histogram values", values)
 }
 
 /// numpy's float32 floor division (`npy_divmodf`).
@@ -115,13 +173,15 @@ impl OrtHistogram {
     /// `state` is unchanged.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`] or its
-    /// range is wider than f32.
+    /// [`Error::Calibration`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`] or its
+    /// range is wider than f32; [`Error::EmptyInput`] for zero bins or no values; on error
+    /// `state` is unchanged.
     pub fn collect_value(
         state: &mut Option<OrtHistogram>,
         values: &[f32],
         bins: usize,
     ) -> Result<()> {
+        check_input(values, bins)?;
         let (lo, hi) = min_max(values);
         let th = lo.abs().max(hi.abs());
         let next = match state.as_ref() {
@@ -195,13 +255,15 @@ impl OrtHistogram {
     /// unchanged.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`] or its
-    /// range is wider than f32.
+    /// [`Error::Calibration`] when the histogram would exceed [`MAX_HISTOGRAM_BINS`] or its
+    /// range is wider than f32; [`Error::EmptyInput`] for zero bins or no values; on error
+    /// `state` is unchanged.
     pub fn collect_absolute_value(
         state: &mut Option<OrtHistogram>,
         values: &[f32],
         bins: usize,
     ) -> Result<()> {
+        check_input(values, bins)?;
         let (lo, hi) = min_max(values);
         let abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
         let (alo, ahi) = min_max(&abs);
@@ -238,7 +300,7 @@ impl OrtHistogram {
             }
         }
         let mut counts = vec![0u64; edges.len() - 1];
-        bin_values(&mut counts, &edges, abs.iter().copied());
+        bin_values(&mut counts, &edges, abs.iter().copied())?;
         counts
             .iter_mut()
             .zip(&old.counts)
@@ -260,5 +322,118 @@ impl OrtHistogram {
             if lo < self.min { self.min } else { lo },
             if hi > self.max { self.max } else { hi },
         )
+    }
+}
+
+/// How a histogram calibrator ([`super::Percentile`], [`super::Entropy`], [`super::Mse`])
+/// folds batches into its histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HistogramCollection {
+    /// Every `observe()` is one histogram update (merged into the histogram so far). The
+    /// crate's default.
+    #[default]
+    PerObserve,
+    /// onnxruntime's `collect_data`: the batches of one calibration call are flattened into
+    /// one array and folded in as one histogram update when the call ends
+    /// ([`super::Observer::end_call`]). The histogram of a call therefore depends on the
+    /// whole call's range, not on the order of its batches, and matches onnxruntime given
+    /// the same calls. Until `end_call`, the pending batches count as if the call ended now.
+    /// The call's values are kept until it ends (onnxruntime keeps them too).
+    PerCall,
+}
+
+/// The histogram state of one calibrator under a [`HistogramCollection`] mode.
+#[derive(Debug, Clone)]
+pub(crate) struct Collector {
+    pub(crate) mode: HistogramCollection,
+    /// `collect_absolute_value` (true) or `collect_value`.
+    absolute: bool,
+    pub(crate) bins: usize,
+    /// The histogram after the last completed update (per-call: the last ended call).
+    pub(crate) committed: Option<OrtHistogram>,
+    /// Per-call mode: the values of the current call, and their range.
+    pending: Vec<f32>,
+    pending_range: Option<(f32, f32)>,
+}
+
+impl Collector {
+    pub(crate) fn new(bins: usize, absolute: bool) -> Self {
+        Collector {
+            mode: HistogramCollection::PerObserve,
+            absolute,
+            bins,
+            committed: None,
+            pending: Vec::new(),
+            pending_range: None,
+        }
+    }
+
+    fn collect(&self, state: &mut Option<OrtHistogram>, values: &[f32]) -> Result<()> {
+        if self.absolute {
+            OrtHistogram::collect_absolute_value(state, values, self.bins)
+        } else {
+            OrtHistogram::collect_value(state, values, self.bins)
+        }
+    }
+
+    /// Whether folding `values` in would succeed. A collection fails only through the data's
+    /// min and max (bin growth, range width), so folding `[min, max]` into a copy of the
+    /// histogram decides it at the cost of one copy.
+    pub(crate) fn check(&self, values: &[f32]) -> Result<()> {
+        check_input(values, self.bins)?;
+        let (mut lo, mut hi) = min_max(values);
+        if self.mode == HistogramCollection::PerCall {
+            if let Some((a, b)) = self.pending_range {
+                lo = lo.min(a);
+                hi = hi.max(b);
+            }
+        }
+        let mut probe = self.committed.clone();
+        self.collect(&mut probe, &[lo, hi])
+    }
+
+    pub(crate) fn update(&mut self, values: &[f32]) -> Result<()> {
+        match self.mode {
+            HistogramCollection::PerObserve => {
+                let mut state = self.committed.take();
+                let result = self.collect(&mut state, values);
+                self.committed = state;
+                result
+            }
+            HistogramCollection::PerCall => {
+                self.check(values)?;
+                let (lo, hi) = min_max(values);
+                self.pending_range = Some(match self.pending_range {
+                    None => (lo, hi),
+                    Some((a, b)) => (a.min(lo), b.max(hi)),
+                });
+                self.pending.extend_from_slice(values);
+                Ok(())
+            }
+        }
+    }
+
+    /// The histogram as of now (per-call: with the pending call folded in).
+    pub(crate) fn current(&self) -> Result<Option<std::borrow::Cow<'_, OrtHistogram>>> {
+        if self.pending.is_empty() {
+            return Ok(self.committed.as_ref().map(std::borrow::Cow::Borrowed));
+        }
+        let mut state = self.committed.clone();
+        self.collect(&mut state, &self.pending)?;
+        Ok(state.map(std::borrow::Cow::Owned))
+    }
+
+    pub(crate) fn end_call(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut state = self.committed.clone();
+        // `update` checked the call's range, so this succeeds; were it to fail, the call stays
+        // pending and `current` reports the error.
+        if self.collect(&mut state, &self.pending).is_ok() {
+            self.committed = state;
+            self.pending.clear();
+            self.pending_range = None;
+        }
     }
 }

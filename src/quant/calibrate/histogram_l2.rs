@@ -17,9 +17,13 @@ use crate::error::Result;
 ///   error of quantizing its uniform density into `dst_nbins = 256` levels; the search stops at
 ///   the first increase. The range is `min + bw·start`, `min + bw·(end + 1)`.
 ///
-/// The algorithm is torch's; the arithmetic is f64 throughout (torch mixes f32 tensors and
+/// The algorithm is torch's; the search arithmetic is f64 (torch mixes f32 tensors and
 /// Python floats, and its vectorised `linspace` rounds per SIMD lane), so the chosen bins can
-/// differ from torch's where two candidates score equal to within f32 rounding.
+/// differ from torch's where two candidates score equal to within f32 rounding. The final
+/// range is computed in f32 as torch does: `bw = f32(f32(max - min) / bins)`,
+/// `new_min = f32(min + f32(bw * start))`, `new_max = f32(min + f32(bw * (end + 1)))`
+/// (the f64 form differs by an ulp, e.g. on symmetric qint8). Where `max - min` overflows
+/// f32 (torch would give ±Inf or NaN), the f64 form is used instead, rounded once to f32.
 #[derive(Debug, Clone)]
 pub struct HistogramL2 {
     bins: usize,
@@ -41,13 +45,25 @@ impl HistogramL2 {
         }
     }
 
+    /// The most bins [`HistogramL2::new`] accepts: 16,384, 8 times torch's default. The L2
+    /// search scores up to `bins` candidate ranges at `O(bins)` each, so its time grows with
+    /// the square of the bin count (about a second at this cap in a release build).
+    pub const MAX_BINS: usize = 1 << 14;
+
     /// A custom bin count.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidConfig`] for zero bins.
+    /// [`crate::Error::InvalidConfig`] for a bin count outside `[1, MAX_BINS]`.
     pub fn new(bins: usize) -> Result<Self> {
-        if bins == 0 {
-            return Err(invalid("bins", bins, "must be at least 1"));
+        if bins == 0 || bins > Self::MAX_BINS {
+            return Err(invalid(
+                "bins",
+                bins,
+                &format!(
+                    "must be in [1, {}]: the L2 search is quadratic in the bin count",
+                    Self::MAX_BINS
+                ),
+            ));
         }
         Ok(HistogramL2 {
             bins,
@@ -120,7 +136,8 @@ impl HistogramL2 {
         total
     }
 
-    fn search(&self, lo: f64, hi: f64) -> (f64, f64) {
+    /// The chosen `[start_bin, end_bin]`.
+    fn search(&self, lo: f64, hi: f64) -> (usize, usize) {
         let bin_width = (hi - lo) / self.bins as f64;
         let total: f64 = self.histogram.iter().sum();
         let mut c_sum = Vec::with_capacity(self.bins);
@@ -162,14 +179,32 @@ impl HistogramL2 {
             start = next_start;
             end = next_end;
         }
+        (start, end)
+    }
+
+    /// torch's final step in f32 (see the type's doc), with the f64 fallback for a width
+    /// beyond f32.
+    fn final_range(&self, lo: f32, hi: f32, start: usize, end: usize) -> (f32, f32) {
+        let bw = (hi - lo) / self.bins as f32;
+        let new_min = lo + bw * start as f32;
+        let new_max = lo + bw * (end + 1) as f32;
+        if new_min.is_finite() && new_max.is_finite() {
+            return (new_min, new_max);
+        }
+        let (lo, hi) = (f64::from(lo), f64::from(hi));
+        let bw = (hi - lo) / self.bins as f64;
         (
-            lo + bin_width * start as f64,
-            lo + bin_width * (end + 1) as f64,
+            (lo + bw * start as f64) as f32,
+            (lo + bw * (end + 1) as f64) as f32,
         )
     }
 }
 
 impl RangeEstimator for HistogramL2 {
+    fn check_update(&self, _values: &[f32]) -> Result<()> {
+        Ok(()) // an update cannot fail
+    }
+
     fn update(&mut self, values: &[f32]) -> Result<()> {
         let (lo, hi) = min_max(values);
         let as_f64 = || values.iter().map(|&v| f64::from(v));
@@ -208,7 +243,7 @@ impl RangeEstimator for HistogramL2 {
         if lo == hi {
             return Ok((lo, hi));
         }
-        let (a, b) = self.search(f64::from(lo), f64::from(hi));
-        Ok((a as f32, b as f32))
+        let (start, end) = self.search(f64::from(lo), f64::from(hi));
+        Ok(self.final_range(lo, hi, start, end))
     }
 }

@@ -6,19 +6,35 @@ use crate::error::Result;
 /// Running min/max over all batches (torch `MinMaxObserver`, onnxruntime `MinMaxCalibrater`).
 ///
 /// Use for weights (per channel, the crate's default) and for activations without outliers.
+///
+/// With [`MinMax::symmetric`], the range is onnxruntime's `symmetric=True` one:
+/// `(-a, a)` with `a = max(|min|, |max|)` over everything observed.
 #[derive(Debug, Clone, Default)]
 pub struct MinMax {
     range: Option<(f32, f32)>,
+    symmetric: bool,
 }
 
 impl MinMax {
-    /// A fresh estimator.
+    /// A fresh estimator (the observed range as is).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fresh symmetric estimator: range `±max(|min|, |max|)` (onnxruntime's
+    /// `MinMaxCalibrater(symmetric=True)`).
+    pub fn symmetric() -> Self {
+        MinMax {
+            range: None,
+            symmetric: true,
+        }
     }
 }
 
 impl RangeEstimator for MinMax {
+    fn check_update(&self, _values: &[f32]) -> Result<()> {
+        Ok(()) // an update cannot fail
+    }
     fn update(&mut self, values: &[f32]) -> Result<()> {
         let (lo, hi) = min_max(values);
         self.range = Some(match self.range {
@@ -28,7 +44,12 @@ impl RangeEstimator for MinMax {
         Ok(())
     }
     fn range(&self) -> Result<(f32, f32)> {
-        self.range.ok_or_else(not_observed)
+        let (lo, hi) = self.range.ok_or_else(not_observed)?;
+        if self.symmetric {
+            let a = lo.abs().max(hi.abs());
+            return Ok((-a, a));
+        }
+        Ok((lo, hi))
     }
 }
 
@@ -116,6 +137,10 @@ impl MovingAverageMinMax {
 }
 
 impl RangeEstimator for MovingAverageMinMax {
+    fn check_update(&self, _values: &[f32]) -> Result<()> {
+        Ok(()) // an update cannot fail
+    }
+
     fn update(&mut self, values: &[f32]) -> Result<()> {
         let batch = min_max(values);
         match self.kind {

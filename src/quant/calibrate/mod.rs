@@ -19,10 +19,12 @@ mod minmax;
 mod mse;
 mod percentile;
 
-pub use entropy::Entropy;
-pub use histogram::{MAX_HISTOGRAM_BINS, OrtHistogram};
+pub use entropy::{Entropy, entropy_threshold};
+pub use histogram::{
+    HistogramCollection, MAX_HISTOGRAM_BINS, OrtHistogram, bin_values, linspace_f32,
+};
 pub use histogram_l2::HistogramL2;
-pub use minmax::{MinMax, MovingAverageMinMax};
+pub use minmax::{MinMax, MovingAverageKind, MovingAverageMinMax};
 pub use mse::Mse;
 pub use percentile::Percentile;
 
@@ -44,8 +46,20 @@ pub trait RangeEstimator: Clone + std::fmt::Debug {
     /// [`Error::EmptyInput`] when nothing has been observed.
     fn range(&self) -> Result<(f32, f32)>;
 
-    /// Marks the end of one calibration call (onnxruntime's `collect_data`); only the
-    /// onnxruntime moving average uses it.
+    /// Checks, without changing anything, that [`RangeEstimator::update`] with `values` would
+    /// succeed. [`Observer`] checks every channel before updating any, so a failed per-channel
+    /// observe leaves it unchanged. The default updates a clone; the crate's estimators
+    /// override it with a check that costs no more than one histogram's size.
+    ///
+    /// # Errors
+    /// The error `update` would return.
+    fn check_update(&self, values: &[f32]) -> Result<()> {
+        self.clone().update(values)
+    }
+
+    /// Marks the end of one calibration call (onnxruntime's `collect_data`); the onnxruntime
+    /// moving average and the histogram calibrators in [`HistogramCollection::PerCall`] mode
+    /// use it.
     fn end_call(&mut self) {}
 }
 
@@ -91,12 +105,17 @@ impl<E: RangeEstimator> Observer<E> {
 
     /// Observes one row-major batch of `shape`.
     ///
+    /// A rank-0 shape (`[]`) is a scalar: one element (the empty product), observed per
+    /// tensor; per channel it has no axis ([`Error::AxisOutOfRange`] with rank 0). On error the
+    /// observer is unchanged: every channel is checked before any is updated.
+    ///
     /// # Errors
     /// [`Error::EmptyInput`], [`Error::NonFiniteInput`], [`Error::ShapeMismatch`],
+    /// [`Error::SizeOverflow`] (the shape's element count overflows usize),
     /// [`Error::AxisOutOfRange`], [`Error::LengthMismatch`] (the channel count changed
     /// between batches), and estimator errors.
     pub fn observe(&mut self, batch: &[f32], shape: &[usize]) -> Result<()> {
-        let expected: usize = shape.iter().product();
+        let expected = element_count("calibration batch", shape)?;
         if expected != batch.len() {
             return Err(Error::ShapeMismatch {
                 what: "calibration batch".into(),
@@ -114,29 +133,40 @@ impl<E: RangeEstimator> Observer<E> {
         match self.granularity {
             Granularity::PerTensor => {
                 if self.channels.is_empty() {
-                    self.channels.push(self.template.clone());
+                    let mut first = self.template.clone();
+                    first.update(batch)?;
+                    self.channels.push(first);
+                    Ok(())
+                } else {
+                    self.channels[0].check_update(batch)?;
+                    self.channels[0].update(batch)
                 }
-                self.channels[0].update(batch)
             }
             Granularity::PerChannel { axis } => {
-                if axis >= shape.len() {
-                    return Err(Error::AxisOutOfRange {
-                        axis,
-                        rank: shape.len(),
-                    });
-                }
-                let count = shape[axis];
-                if self.channels.is_empty() {
-                    self.channels = vec![self.template.clone(); count];
-                } else if self.channels.len() != count {
+                let parts = split_channels(batch, shape, axis)?;
+                let count = parts.len();
+                if !self.channels.is_empty() && self.channels.len() != count {
                     return Err(Error::LengthMismatch {
                         what: format!("channels along axis {axis}"),
                         got: count,
                         expected: self.channels.len(),
                     });
                 }
-                for (c, values) in split_channels(batch, shape, axis).iter().enumerate() {
-                    self.channels[c].update(values)?;
+                if self.channels.is_empty() {
+                    // A fresh set, committed only when every channel took its values.
+                    let mut fresh = vec![self.template.clone(); count];
+                    for (estimator, values) in fresh.iter_mut().zip(&parts) {
+                        estimator.update(values)?;
+                    }
+                    self.channels = fresh;
+                    return Ok(());
+                }
+                // Check every channel first, so that a failure changes nothing.
+                for (estimator, values) in self.channels.iter().zip(&parts) {
+                    estimator.check_update(values)?;
+                }
+                for (estimator, values) in self.channels.iter_mut().zip(&parts) {
+                    estimator.update(values)?;
                 }
                 Ok(())
             }
@@ -191,15 +221,53 @@ impl<E: RangeEstimator> Observer<E> {
     }
 }
 
+/// The number of elements of `shape` (1 for rank 0), or [`Error::SizeOverflow`].
+pub(crate) fn element_count(what: &str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::SizeOverflow {
+            what: format!("{what}: the element count of shape {shape:?} overflows usize"),
+        })
+}
+
 /// The values of each channel along `axis`, in row-major order (torch's permute-and-flatten).
-pub fn split_channels(batch: &[f32], shape: &[usize], axis: usize) -> Vec<Vec<f32>> {
+///
+/// # Errors
+/// [`Error::AxisOutOfRange`] when `axis >= shape.len()` (so always for rank 0),
+/// [`Error::SizeOverflow`] when the shape's element count overflows,
+/// [`Error::ShapeMismatch`] when `batch` does not hold that many elements, and
+/// [`Error::EmptyDimension`] when the axis has no channels.
+pub fn split_channels(batch: &[f32], shape: &[usize], axis: usize) -> Result<Vec<Vec<f32>>> {
+    if axis >= shape.len() {
+        return Err(Error::AxisOutOfRange {
+            axis,
+            rank: shape.len(),
+        });
+    }
+    let expected = element_count("split_channels", shape)?;
+    if expected != batch.len() {
+        return Err(Error::ShapeMismatch {
+            what: "split_channels batch".into(),
+            shape: shape.to_vec(),
+            expected,
+            got: batch.len(),
+        });
+    }
     let count = shape[axis];
+    if count == 0 {
+        return Err(Error::EmptyDimension {
+            what: format!("channels along axis {axis} of shape {shape:?}"),
+        });
+    }
+    // The product fits (checked above), so every partial product does too; with a non-empty
+    // batch every dimension is at least 1, and with an empty one the loop never divides.
     let inner: usize = shape[axis + 1..].iter().product();
-    let mut out = vec![Vec::with_capacity(batch.len() / count.max(1)); count];
+    let mut out = vec![Vec::with_capacity(batch.len() / count); count];
     for (i, &v) in batch.iter().enumerate() {
         out[(i / inner) % count].push(v);
     }
-    out
+    Ok(out)
 }
 
 /// numpy's pairwise summation of float32 (`add.reduce`), which onnxruntime's mean uses:
@@ -374,6 +442,16 @@ impl RangeEstimator for Calibrator {
             Calibrator::Entropy(e) => e.range(),
             Calibrator::HistogramL2(e) => e.range(),
             Calibrator::Mse(e) => e.range(),
+        }
+    }
+    fn check_update(&self, values: &[f32]) -> Result<()> {
+        match self {
+            Calibrator::MinMax(e) => e.check_update(values),
+            Calibrator::MovingAverage(e) => e.check_update(values),
+            Calibrator::Percentile(e) => e.check_update(values),
+            Calibrator::Entropy(e) => e.check_update(values),
+            Calibrator::HistogramL2(e) => e.check_update(values),
+            Calibrator::Mse(e) => e.check_update(values),
         }
     }
     fn end_call(&mut self) {

@@ -1,7 +1,7 @@
 //! MSE calibration: the symmetric clipping threshold that minimises the expected squared
 //! quantization error over the data's histogram.
 
-use super::histogram::OrtHistogram;
+use super::histogram::{Collector, HistogramCollection, check_bins};
 use super::{RangeEstimator, invalid, not_observed};
 use crate::error::Result;
 
@@ -17,29 +17,26 @@ use crate::error::Result;
 /// histogram, so it grows across batches the same way.
 #[derive(Debug, Clone)]
 pub struct Mse {
-    bins: usize,
     start_bin: usize,
-    histogram: Option<OrtHistogram>,
+    collector: Collector,
 }
 
 impl Mse {
     /// 2048 bins, candidates from bin 128.
     pub fn default_config() -> Self {
         Mse {
-            bins: 2048,
             start_bin: 128,
-            histogram: None,
+            collector: Collector::new(2048, true),
         }
     }
 
     /// A custom configuration.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidConfig`] for zero bins or `start_bin >= bins`.
+    /// [`crate::Error::InvalidConfig`] for a bin count outside `[1, MAX_HISTOGRAM_BINS]`
+    /// ([`super::MAX_HISTOGRAM_BINS`]) or `start_bin >= bins`.
     pub fn new(bins: usize, start_bin: usize) -> Result<Self> {
-        if bins == 0 {
-            return Err(invalid("num_bins", bins, "must be at least 1"));
-        }
+        check_bins("num_bins", bins)?;
         if start_bin >= bins {
             return Err(invalid(
                 "start_bin",
@@ -48,20 +45,33 @@ impl Mse {
             ));
         }
         Ok(Mse {
-            bins,
             start_bin,
-            histogram: None,
+            collector: Collector::new(bins, true),
         })
+    }
+
+    /// The same calibrator collecting in `mode` ([`HistogramCollection`]).
+    pub fn with_collection(mut self, mode: HistogramCollection) -> Self {
+        self.collector.mode = mode;
+        self
     }
 }
 
 impl RangeEstimator for Mse {
     fn update(&mut self, values: &[f32]) -> Result<()> {
-        OrtHistogram::collect_absolute_value(&mut self.histogram, values, self.bins)
+        self.collector.update(values)
+    }
+
+    fn check_update(&self, values: &[f32]) -> Result<()> {
+        self.collector.check(values)
+    }
+
+    fn end_call(&mut self) {
+        self.collector.end_call();
     }
 
     fn range(&self) -> Result<(f32, f32)> {
-        let h = self.histogram.as_ref().ok_or_else(not_observed)?;
+        let h = self.collector.current()?.ok_or_else(not_observed)?;
         let unsigned = h.min >= 0.0;
         let bound = if unsigned { 255.0 } else { 127.0 };
         let centers: Vec<f64> = h
@@ -70,7 +80,10 @@ impl RangeEstimator for Mse {
             .map(|e| (f64::from(e[0]) + f64::from(e[1])) / 2.0)
             .collect();
         let mut best: Option<(f64, f64)> = None;
-        for &amax in centers.iter().skip(self.start_bin.min(centers.len() - 1)) {
+        for &amax in centers
+            .iter()
+            .skip(self.start_bin.min(centers.len().saturating_sub(1)))
+        {
             if amax <= 0.0 {
                 continue;
             }

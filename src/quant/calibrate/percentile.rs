@@ -1,6 +1,6 @@
 //! Percentile calibration (onnxruntime `HistogramCalibrater(method="percentile")`).
 
-use super::histogram::OrtHistogram;
+use super::histogram::{Collector, HistogramCollection, OrtHistogram, check_bins};
 use super::{RangeEstimator, invalid, not_observed};
 use crate::error::Result;
 
@@ -18,9 +18,8 @@ use crate::error::Result;
 #[derive(Debug, Clone)]
 pub struct Percentile {
     percentile: f64,
-    bins: usize,
     symmetric: bool,
-    histogram: Option<OrtHistogram>,
+    collector: Collector,
 }
 
 impl Percentile {
@@ -28,34 +27,38 @@ impl Percentile {
     pub fn onnxruntime_default() -> Self {
         Percentile {
             percentile: 99.999,
-            bins: 2048,
             symmetric: true,
-            histogram: None,
+            collector: Collector::new(2048, true),
         }
     }
 
     /// A custom percentile calibrator.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidConfig`] for a percentile outside (0, 100] or zero bins.
+    /// [`crate::Error::InvalidConfig`] for a percentile outside (0, 100], or a bin count
+    /// outside `[1, MAX_HISTOGRAM_BINS]` ([`super::MAX_HISTOGRAM_BINS`]).
     pub fn new(percentile: f64, bins: usize, symmetric: bool) -> Result<Self> {
         if !(percentile > 0.0 && percentile <= 100.0) {
             return Err(invalid("percentile", percentile, "must be in (0, 100]"));
         }
-        if bins == 0 {
-            return Err(invalid("num_bins", bins, "must be at least 1"));
-        }
+        check_bins("num_bins", bins)?;
         Ok(Percentile {
             percentile,
-            bins,
             symmetric,
-            histogram: None,
+            collector: Collector::new(bins, symmetric),
         })
     }
 
-    /// The collected histogram, if any batch was seen.
+    /// The same calibrator collecting in `mode` ([`HistogramCollection`]).
+    pub fn with_collection(mut self, mode: HistogramCollection) -> Self {
+        self.collector.mode = mode;
+        self
+    }
+
+    /// The collected histogram, if any batch was seen (in [`HistogramCollection::PerCall`]
+    /// mode, as of the last ended call).
     pub fn histogram(&self) -> Option<&OrtHistogram> {
-        self.histogram.as_ref()
+        self.collector.committed.as_ref()
     }
 }
 
@@ -65,15 +68,19 @@ fn searchsorted_left(cdf: &[f64], v: f64) -> usize {
 
 impl RangeEstimator for Percentile {
     fn update(&mut self, values: &[f32]) -> Result<()> {
-        if self.symmetric {
-            OrtHistogram::collect_absolute_value(&mut self.histogram, values, self.bins)
-        } else {
-            OrtHistogram::collect_value(&mut self.histogram, values, self.bins)
-        }
+        self.collector.update(values)
+    }
+
+    fn check_update(&self, values: &[f32]) -> Result<()> {
+        self.collector.check(values)
+    }
+
+    fn end_call(&mut self) {
+        self.collector.end_call();
     }
 
     fn range(&self) -> Result<(f32, f32)> {
-        let h = self.histogram.as_ref().ok_or_else(not_observed)?;
+        let h = self.collector.current()?.ok_or_else(not_observed)?;
         let total = h.counts.iter().sum::<u64>() as f64;
         let mut acc = 0.0f64;
         let cdf: Vec<f64> = h
