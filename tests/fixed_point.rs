@@ -2,14 +2,20 @@
 //! MultiplyByQuantizedMultiplier variants against a wide-integer oracle.
 
 use proptest::prelude::*;
+use wgpu_quant::Error;
 use wgpu_quant::quant::fixed_point::{
     FixedPointRounding, QuantizedMultiplier, frexp, multiply_by_quantized_multiplier,
     quantize_multiplier, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
     tflite_per_channel_multiplier, tflite_per_tensor_multiplier,
 };
+use wgpu_quant::quant::fixed_point::{MAX_SINGLE_ROUNDING_SHIFT, MIN_SHIFT};
 
 const fn qm(m0: i32, shift: i32) -> QuantizedMultiplier {
     QuantizedMultiplier { m0, shift }
+}
+
+fn qmul(real: f64, rounding: FixedPointRounding) -> QuantizedMultiplier {
+    quantize_multiplier(real, rounding).unwrap()
 }
 
 /// NUMERICS.md: acc = -12505, m0 = 1417775097, shift = -7 (exact value -64.4987).
@@ -63,27 +69,21 @@ fn rdbpot_ties_go_away_from_zero() {
 #[test]
 fn quantize_multiplier_edges() {
     use FixedPointRounding::*;
-    assert_eq!(quantize_multiplier(0.0, Single), qm(0, 0));
-    assert_eq!(quantize_multiplier(0.5, Single), qm(1 << 30, 0));
-    assert_eq!(quantize_multiplier(1.0, Single), qm(1 << 30, 1));
-    assert_eq!(quantize_multiplier(0.25, Double), qm(1 << 30, -1));
+    assert_eq!(qmul(0.0, Single), qm(0, 0));
+    assert_eq!(qmul(0.5, Single), qm(1 << 30, 0));
+    assert_eq!(qmul(1.0, Single), qm(1 << 30, 1));
+    assert_eq!(qmul(0.25, Double), qm(1 << 30, -1));
     // q * 2^31 rounds up to 2^31: halved, shift + 1.
     let just_below_one = 1.0 - 2f64.powi(-40);
-    assert_eq!(quantize_multiplier(just_below_one, Single), qm(1 << 30, 1));
+    assert_eq!(qmul(just_below_one, Single), qm(1 << 30, 1));
     // Ties round away from zero (std::round): q = 0.5 + 2^-32 -> 2^30 + 0.5 -> 2^30 + 1.
-    assert_eq!(
-        quantize_multiplier(0.5 + 2f64.powi(-32), Single),
-        qm((1 << 30) + 1, 0)
-    );
+    assert_eq!(qmul(0.5 + 2f64.powi(-32), Single), qm((1 << 30) + 1, 0));
     // Below 2^-32 the multiplier is flushed.
-    assert_eq!(quantize_multiplier(2f64.powi(-33), Single), qm(0, 0));
-    assert_eq!(
-        quantize_multiplier(2f64.powi(-32), Single),
-        qm(1 << 30, -31)
-    );
+    assert_eq!(qmul(2f64.powi(-33), Single), qm(0, 0));
+    assert_eq!(qmul(2f64.powi(-32), Single), qm(1 << 30, -31));
     // Single rounding saturates shifts above 30; double rounding keeps them.
-    assert_eq!(quantize_multiplier(2f64.powi(40), Single), qm(i32::MAX, 30));
-    assert_eq!(quantize_multiplier(2f64.powi(40), Double), qm(1 << 30, 41));
+    assert_eq!(qmul(2f64.powi(40), Single), qm(i32::MAX, 30));
+    assert_eq!(qmul(2f64.powi(40), Double), qm(1 << 30, 41));
     assert_eq!(frexp(8.0), (0.5, 4));
     assert_eq!(frexp(f64::from_bits(1)), (0.5, -1073));
 }
@@ -155,7 +155,10 @@ proptest! {
     #[test]
     fn quantize_multiplier_is_accurate(bits in 0x3000_0000_0000_0000u64..0x4070_0000_0000_0000u64) {
         let real = f64::from_bits(bits);
-        let m = quantize_multiplier(real, FixedPointRounding::Double);
+        let m = quantize_multiplier(real, FixedPointRounding::Double).unwrap();
+        prop_assert!(m.validate(FixedPointRounding::Double).is_ok());
+        let single = quantize_multiplier(real, FixedPointRounding::Single).unwrap();
+        prop_assert!(single.validate(FixedPointRounding::Single).is_ok(), "{real} -> {single:?}");
         if m.m0 != 0 {
             prop_assert!((1 << 30..=i32::MAX).contains(&m.m0));
             let back = f64::from(m.m0) * 2f64.powi(m.shift - 31);
@@ -206,5 +209,188 @@ mod wide_twin {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn quantize_multiplier_rejects_nan_inf_and_negative() {
+    for rounding in [FixedPointRounding::Single, FixedPointRounding::Double] {
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+            -1e-300,
+            f64::MIN,
+        ] {
+            let err = quantize_multiplier(bad, rounding).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidConfig { what, .. } if what == "real multiplier"),
+                "{bad}: {err}"
+            );
+        }
+        // -0.0 is zero, the flushed multiplier.
+        assert_eq!(qmul(-0.0, rounding), qm(0, 0));
+        // The largest finite multiplier is representable in both variants.
+        assert!(qmul(f64::MAX, rounding).validate(rounding).is_ok());
+        assert!(qmul(f64::from_bits(1), rounding).validate(rounding).is_ok());
+    }
+}
+
+#[test]
+fn hand_built_multipliers_are_validated() {
+    use FixedPointRounding::*;
+    let ok = [
+        (0, 0, Single),
+        (0, MIN_SHIFT, Double),
+        (1 << 30, MIN_SHIFT, Single),
+        (i32::MAX, MAX_SINGLE_ROUNDING_SHIFT, Single),
+        (1 << 30, 41, Double),
+        (i32::MAX, i32::MAX, Double),
+    ];
+    for (m0, shift, r) in ok {
+        assert_eq!(
+            QuantizedMultiplier::new(m0, shift, r),
+            Ok(qm(m0, shift)),
+            "{m0} {shift} {r:?}"
+        );
+    }
+    let bad = [
+        (-1, 0, Single),            // negative
+        (i32::MIN, 0, Double),      // negative
+        (1, 0, Single),             // unnormalised
+        ((1 << 30) - 1, 0, Double), // unnormalised
+        (1 << 30, 31, Single),      // shift above single rounding's range
+        (1 << 30, 40, Single),
+        (1 << 30, -32, Single), // below every kernel's range
+        (1 << 30, -32, Double),
+        (0, 40, Single), // even a flushed multiplier needs a valid shift
+        (0, i32::MIN, Double),
+    ];
+    for (m0, shift, r) in bad {
+        let err = QuantizedMultiplier::new(m0, shift, r).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidConfig { .. }),
+            "{m0} {shift} {r:?}: {err}"
+        );
+        assert!(
+            err.to_string().contains(&m0.to_string())
+                || err.to_string().contains(&shift.to_string()),
+            "{err}"
+        );
+    }
+}
+
+/// `x / 2^e` rounded half away from zero, from i128 floor division.
+fn oracle_rdbpot(x: i32, e: u32) -> i32 {
+    let e = e.min(120);
+    let d = 1i128 << e;
+    let x = i128::from(x);
+    let (q, r) = (x.div_euclid(d), x.rem_euclid(d));
+    let rounded = if 2 * r > d || (2 * r == d && x >= 0) {
+        q + 1
+    } else {
+        q
+    };
+    rounded as i32
+}
+
+#[test]
+fn rounding_divide_by_pot_beyond_31_is_the_exact_rounded_quotient() {
+    // Exponent 40 used to return 4 for x = 4 (the shift wrapped); the quotient is 2^-38 -> 0.
+    assert_eq!(rounding_divide_by_pot(4, 40), 0);
+    assert_eq!(rounding_divide_by_pot(i32::MIN, 32), -1); // -0.5 rounds away
+    assert_eq!(rounding_divide_by_pot(i32::MAX, 32), 0); // just below 0.5
+    assert_eq!(rounding_divide_by_pot(i32::MIN, 33), 0);
+    for x in [i32::MIN, i32::MIN + 1, -3, -1, 0, 1, 3, i32::MAX] {
+        for e in [0, 1, 30, 31, 32, 33, 62, 63, 64, 100, u32::MAX] {
+            assert_eq!(
+                rounding_divide_by_pot(x, e),
+                oracle_rdbpot(x, e),
+                "{x} / 2^{e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mbqm_outside_tflites_shift_range_saturates_exactly() {
+    use FixedPointRounding::*;
+    // shift 40 used to return 0 (single: the total wrapped); x * m0 * 2^9 saturates.
+    assert_eq!(
+        multiply_by_quantized_multiplier(1, qm(1 << 30, 40), Single),
+        i32::MAX
+    );
+    assert_eq!(
+        multiply_by_quantized_multiplier(-1, qm(1 << 30, 40), Single),
+        i32::MIN
+    );
+    // Double rounding saturates x * 2^left (gemmlowp's saturating shift), then multiplies
+    // by m0 / 2^31 = 1/2: i32::MAX / 2 rounded up.
+    assert_eq!(
+        multiply_by_quantized_multiplier(1, qm(1 << 30, 40), Double),
+        1 << 30
+    );
+    assert_eq!(
+        multiply_by_quantized_multiplier(0, qm(1 << 30, 40), Single),
+        0
+    );
+    // shift 31 (one above single rounding's range): total = 0, the exact product.
+    assert_eq!(
+        multiply_by_quantized_multiplier(3, qm(1 << 30, 31), Single),
+        i32::MAX
+    );
+    assert_eq!(multiply_by_quantized_multiplier(1, qm(0, 31), Single), 0);
+    // Far below the range: the quotient rounds to 0 in both variants.
+    for shift in [-32, -40, -63, -64, -1000, i32::MIN] {
+        for x in [i32::MIN, -1, 1, i32::MAX] {
+            assert_eq!(
+                multiply_by_quantized_multiplier(x, qm(i32::MAX, shift), Single),
+                0,
+                "{x} {shift}"
+            );
+            let d = multiply_by_quantized_multiplier(x, qm(i32::MAX, shift), Double);
+            assert!(
+                d == 0 || (shift == -32 && d == -1 && x == i32::MIN),
+                "{x} {shift}: {d}"
+            );
+        }
+    }
+    for shift in [31, 32, 62, 63, 64, 1000, i32::MAX] {
+        for x in [i32::MIN, -1, 1, i32::MAX] {
+            let want = ((i128::from(x) * (1 << 30)) << (shift - 31).min(64))
+                .clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32;
+            assert_eq!(
+                multiply_by_quantized_multiplier(x, qm(1 << 30, shift), Single),
+                want
+            );
+            let half = if x < 0 { -(1 << 30) } else { 1 << 30 };
+            assert_eq!(
+                multiply_by_quantized_multiplier(x, qm(1 << 30, shift), Double),
+                half
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(5_000))]
+    /// Every shift, even outside TFLite's range: single rounding is the exact rounded value.
+    #[test]
+    fn mbqm_single_is_exact_for_every_shift(
+        x in any::<i32>(),
+        m0 in any::<i32>(),
+        shift in -70i32..=70,
+    ) {
+        let p = i128::from(x) * i128::from(m0);
+        let t = 31 - shift;
+        // floor(p * 2^-t + 1/2) with exact rationals: floor((2p + 2^t) / 2^(t+1)) for t >= 0.
+        let want = if t >= 0 {
+            (2 * p + (1i128 << t)).div_euclid(1i128 << (t + 1))
+        } else {
+            p * (1i128 << -t)
+        };
+        let want = want.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32;
+        prop_assert_eq!(multiply_by_quantized_multiplier(x, qm(m0, shift), FixedPointRounding::Single), want);
     }
 }

@@ -362,6 +362,36 @@ fn requant_fixed_point_follows_mbqm_in_both_roundings() {
 }
 
 #[test]
+fn hand_built_fixed_point_multipliers_are_refused() {
+    use wgpu_quant::QuantizedMultiplier;
+    let p = Problem::random(2, 3, 4, 5);
+    let a = QuantParams::per_tensor(0.031, p.za, QType::I8.full_range()).unwrap();
+    let w = QuantParams::per_tensor(0.004, 0, QType::I8.narrow_range()).unwrap();
+    let out = QuantParams::per_tensor(0.11, 7, QType::I8.full_range()).unwrap();
+    for rounding in [FixedPointRounding::Single, FixedPointRounding::Double] {
+        let good = Requant::fixed_point(&a, &w, &out, Activation::None, rounding).unwrap();
+        assert!(matmul_i8(&p.inputs(), &Epilogue::Requant(good.clone())).is_ok());
+        let mut bad_cases = vec![(-5, 0), (1, 0), ((1 << 30) - 1, -3), (1 << 30, -32)];
+        if rounding == FixedPointRounding::Single {
+            bad_cases.push((1 << 30, 31));
+            bad_cases.push((1 << 30, 40));
+        }
+        for (m0, shift) in bad_cases {
+            let mut r = good.clone();
+            r.scaling = RequantScaling::FixedPoint {
+                multipliers: vec![QuantizedMultiplier { m0, shift }],
+                rounding,
+            };
+            let err = matmul_i8(&p.inputs(), &Epilogue::Requant(r)).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidConfig { what, .. } if what.contains("multipliers[0]")),
+                "{m0} {shift} {rounding:?}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
 fn dequant_f32_static_dynamic_bias_and_f16() {
     let p = Problem::random(5, 4, 6, 13);
     let acc = matmul_i8_accumulators(&p.inputs()).unwrap();

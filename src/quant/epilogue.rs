@@ -311,7 +311,7 @@ impl Requant {
             } else {
                 tflite_per_channel_multiplier(s_a, s_w, s_out)?
             };
-            multipliers.push(quantize_multiplier(real, rounding));
+            multipliers.push(quantize_multiplier(real, rounding)?);
         }
         let (clamp_min, clamp_max) = activation.quantized_range(Convention::TfLite, out)?;
         Ok(Requant {

@@ -9,7 +9,7 @@
 //! saturates to i32, which is the exact value clamped, so a following activation clamp gives
 //! the mathematically right output.
 
-use crate::error::{Result, check_scale};
+use crate::error::{Error, Result, check_scale};
 
 /// Which `MultiplyByQuantizedMultiplier` TFLite was built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -23,12 +23,73 @@ pub enum FixedPointRounding {
 }
 
 /// A quantized multiplier: `M ≈ m0 * 2^(shift - 31)`.
+///
+/// The fields are public (the GPU host reads them); a hand-built value must pass
+/// [`QuantizedMultiplier::validate`] before a kernel may use it, and
+/// `Requant` checking (done by the reference GEMM and by the GPU layer) calls it.
+/// [`QuantizedMultiplier::new`] builds a checked one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QuantizedMultiplier {
     /// Fixed-point mantissa in `[2^30, 2^31 - 1]`, or 0 for a flushed multiplier.
     pub m0: i32,
     /// Power-of-two exponent (positive = left shift).
     pub shift: i32,
+}
+
+/// The smallest shift any kernel supports (TFLite: `shift >= -31`; a right shift of at most 31
+/// in the double-rounding variant, `total = 31 - shift <= 62` in the single-rounding one).
+pub const MIN_SHIFT: i32 = -31;
+
+/// The largest shift the single-rounding kernels support (TFLite: `shift <= 30`, so that
+/// `total = 31 - shift >= 1`). The double-rounding variant has no upper limit: its left shift
+/// saturates (`x * 2^left` clamped to i32), which is what [`quantize_multiplier`] produces for
+/// multipliers of 2^30 and more.
+pub const MAX_SINGLE_ROUNDING_SHIFT: i32 = 30;
+
+impl QuantizedMultiplier {
+    /// A checked multiplier ([`QuantizedMultiplier::validate`]).
+    ///
+    /// # Errors
+    /// As [`QuantizedMultiplier::validate`].
+    pub fn new(m0: i32, shift: i32, rounding: FixedPointRounding) -> Result<Self> {
+        let q = QuantizedMultiplier { m0, shift };
+        q.validate(rounding)?;
+        Ok(q)
+    }
+
+    /// Checks that the kernels of `rounding` compute this multiplier exactly as
+    /// [`multiply_by_quantized_multiplier`]: `m0` is 0 (a flushed multiplier) or normalised in
+    /// `[2^30, 2^31 - 1]` (non-negative: the kernels' 32×32 multiply takes `m0 >= 0`), and
+    /// `shift` is in `[MIN_SHIFT, MAX_SINGLE_ROUNDING_SHIFT]` for single rounding or at least
+    /// `MIN_SHIFT` for double rounding (whatever `m0`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the value and the allowed range.
+    pub fn validate(&self, rounding: FixedPointRounding) -> Result<()> {
+        let QuantizedMultiplier { m0, shift } = *self;
+        if m0 != 0 && m0 < 1 << 30 {
+            return Err(Error::InvalidConfig {
+                what: "quantized multiplier m0".into(),
+                value: m0.to_string(),
+                reason: "must be 0 or in [2^30, 2^31 - 1] (a normalised non-negative mantissa)"
+                    .into(),
+            });
+        }
+        let max = match rounding {
+            FixedPointRounding::Single => MAX_SINGLE_ROUNDING_SHIFT,
+            FixedPointRounding::Double => i32::MAX,
+        };
+        if !(MIN_SHIFT..=max).contains(&shift) {
+            return Err(Error::InvalidConfig {
+                what: "quantized multiplier shift".into(),
+                value: shift.to_string(),
+                reason: format!(
+                    "must be in [{MIN_SHIFT}, {max}] for {rounding:?} rounding (the range the kernels implement)"
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// `frexp`: `x = q * 2^e` with `|q|` in `[0.5, 1)`, for finite non-zero `x`; `(0, 0)` for zero.
@@ -51,10 +112,24 @@ pub fn frexp(x: f64) -> (f64, i32) {
 ///
 /// `m0 = round_away(q * 2^31)` from `frexp`; `m0 == 2^31` is halved with `shift + 1`;
 /// `shift < -31` flushes to `(0, 0)`; with single rounding `shift > 30` saturates to
-/// `(2^31 - 1, 30)`.
-pub fn quantize_multiplier(multiplier: f64, rounding: FixedPointRounding) -> QuantizedMultiplier {
+/// `(2^31 - 1, 30)`. The result always passes [`QuantizedMultiplier::validate`].
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for a NaN, infinite or negative multiplier (TFLite asserts
+/// these away; a requantization multiplier is a ratio of positive scales). `-0.0` is 0.
+pub fn quantize_multiplier(
+    multiplier: f64,
+    rounding: FixedPointRounding,
+) -> Result<QuantizedMultiplier> {
+    if !(multiplier.is_finite() && multiplier >= 0.0) {
+        return Err(Error::InvalidConfig {
+            what: "real multiplier".into(),
+            value: format!("{multiplier:e}"),
+            reason: "must be finite and non-negative".into(),
+        });
+    }
     if multiplier == 0.0 {
-        return QuantizedMultiplier { m0: 0, shift: 0 };
+        return Ok(QuantizedMultiplier { m0: 0, shift: 0 });
     }
     let (q, mut shift) = frexp(multiplier);
     let mut q_fixed = (q * 2f64.powi(31)).round() as i64;
@@ -70,10 +145,10 @@ pub fn quantize_multiplier(multiplier: f64, rounding: FixedPointRounding) -> Qua
         shift = 30;
         q_fixed = (1i64 << 31) - 1;
     }
-    QuantizedMultiplier {
+    Ok(QuantizedMultiplier {
         m0: q_fixed as i32,
         shift,
-    }
+    })
 }
 
 /// TFLite's per-tensor effective multiplier (`GetQuantizedConvolutionMultipler`):
@@ -115,13 +190,23 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     ((ab + nudge) / (1i64 << 31)) as i32
 }
 
-/// gemmlowp `RoundingDivideByPOT`: `x / 2^exponent`, ties away from zero, `0 <= exponent <= 31`.
+/// gemmlowp `RoundingDivideByPOT`: `x / 2^exponent`, ties away from zero.
+///
+/// gemmlowp defines `0 <= exponent <= 31` (and asserts it); there this is gemmlowp bit for
+/// bit. It is total: for a larger exponent the result is the same rule applied exactly, the
+/// quotient `x / 2^exponent` rounded half away from zero, which is `-1` for `x = i32::MIN`,
+/// `exponent = 32` (`-0.5` rounds away) and `0` in every other case. The kernels only see
+/// exponents of at most 31 ([`QuantizedMultiplier::validate`]).
 pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
-    debug_assert!(exponent <= 31);
-    let mask = ((1i64 << exponent) - 1) as i32;
+    // In i64 every exponent up to 62 is exact; from 33 on the quotient rounds to 0, so
+    // capping at 62 changes nothing.
+    let e = exponent.min(62);
+    let x = i64::from(x);
+    let mask = (1i64 << e) - 1;
     let remainder = x & mask;
-    let threshold = (mask >> 1) + i32::from(x < 0);
-    (x >> exponent) + i32::from(remainder > threshold)
+    let threshold = (mask >> 1) + i64::from(x < 0);
+    // |result| <= 2^31 / 2^e + 1, and for e = 0 it is x itself: it fits i32.
+    ((x >> e) + i64::from(remainder > threshold)) as i32
 }
 
 /// TFLite `MultiplyByQuantizedMultiplier(int32 x, m0, shift)` in the chosen variant.
@@ -129,6 +214,14 @@ pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
 /// * Single: `(i64(x) * m0 + 2^(total - 1)) >> total` with `total = 31 - shift`
 ///   (arithmetic shift, ties toward +Inf), saturated to i32.
 /// * Double: `RoundingDivideByPOT(SRDHM(sat(x * 2^left), m0), right)`.
+///
+/// TFLite defines `m0 >= 0` and `-31 <= shift <= 30` (it asserts them); inside that domain this
+/// is TFLite bit for bit. Outside it the function is still total and never panics: each
+/// variant's formula is evaluated exactly (unbounded integers) and saturated to i32. So for
+/// single rounding a `shift > 30` gives `sat(x * m0 * 2^(shift - 31))` (no rounding needed)
+/// and a `shift < -31` gives the rounded quotient, which is 0 for every `x`; for double
+/// rounding a `shift < -31` divides by `2^-shift` as [`rounding_divide_by_pot`] defines it.
+/// The kernels only receive multipliers that pass [`QuantizedMultiplier::validate`].
 pub fn multiply_by_quantized_multiplier(
     x: i32,
     multiplier: QuantizedMultiplier,
@@ -137,14 +230,25 @@ pub fn multiply_by_quantized_multiplier(
     let QuantizedMultiplier { m0, shift } = multiplier;
     match rounding {
         FixedPointRounding::Single => {
-            let total = (31 - shift) as u32; // shift ∈ [-31, 30] → total ∈ [1, 62]
-            let round = 1i64 << (total - 1);
-            let result = (i64::from(x) * i64::from(m0) + round) >> total;
-            result.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+            // |x * m0| <= 2^62, so i128 holds it shifted left by up to 64.
+            let product = i128::from(x) * i128::from(m0);
+            let result = if shift > 31 {
+                // Any non-zero product shifted by 33 or more saturates; cap the shift there.
+                product << (shift - 31).min(64)
+            } else {
+                // total >= 0; beyond 64 the rounded quotient is 0 as it is at 64.
+                let total = (31 - i64::from(shift)).min(64) as u32;
+                if total == 0 {
+                    product
+                } else {
+                    (product + (1i128 << (total - 1))) >> total
+                }
+            };
+            result.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32
         }
         FixedPointRounding::Double => {
             let left = shift.max(0) as u32;
-            let right = (-shift).max(0) as u32;
+            let right = (-i64::from(shift)).max(0).min(i64::from(u32::MAX)) as u32;
             // x * 2^left saturated to i32 (|x| < 2^31, so left >= 32 saturates any x != 0).
             let shifted = if left >= 32 {
                 i64::from(x.signum()) * i64::from(i32::MAX) - i64::from(x < 0)

@@ -414,7 +414,8 @@ pub fn requantize_value(r: &Requant, acc: i32, col: usize) -> i32 {
 }
 
 /// Checks a requantizing stage against `n` output channels: multiplier count, clamp range,
-/// output zero point and float multipliers.
+/// output zero point, float multipliers, and fixed-point multipliers
+/// ([`crate::quant::fixed_point::QuantizedMultiplier::validate`]).
 pub(crate) fn check_requant(r: &Requant, n: usize) -> Result<()> {
     check_count("requant multipliers", r.channels(), n, true)?;
     let (lo, hi) = r.out_qtype.storage_range();
@@ -433,9 +434,32 @@ pub(crate) fn check_requant(r: &Requant, n: usize) -> Result<()> {
             qmax: hi,
         });
     }
-    if let RequantScaling::Float(m) = &r.scaling {
-        for (i, &v) in m.iter().enumerate() {
-            check_scale(|| format!("M[{i}]"), v)?;
+    match &r.scaling {
+        RequantScaling::Float(m) => {
+            for (i, &v) in m.iter().enumerate() {
+                check_scale(|| format!("M[{i}]"), v)?;
+            }
+        }
+        RequantScaling::FixedPoint {
+            multipliers,
+            rounding,
+        } => {
+            // Hand-built multipliers: a negative or unnormalised m0, or a shift outside the
+            // kernels' range, would make the GPU differ from `multiply_by_quantized_multiplier`.
+            for (i, q) in multipliers.iter().enumerate() {
+                q.validate(*rounding).map_err(|e| match e {
+                    Error::InvalidConfig {
+                        what,
+                        value,
+                        reason,
+                    } => Error::InvalidConfig {
+                        what: format!("requant multipliers[{i}]: {what}"),
+                        value,
+                        reason,
+                    },
+                    other => other,
+                })?;
+            }
         }
     }
     Ok(())
