@@ -95,3 +95,46 @@ fn shape_errors() {
     let empty = dynamic_quantize(&[], 0, 4, scheme, DynamicGranularity::PerTensor).unwrap();
     assert!(empty.bytes.is_empty() && empty.scales.is_empty());
 }
+
+/// Issue 10 §3: a row whose range exceeds f32 (values near ±3.4e38) used to give scale +Inf
+/// and NaN outputs. The width saturates to `f32::MAX`: scale = `f32::MAX / 255`, finite, and
+/// the outputs follow the usual formulas.
+#[test]
+fn range_wider_than_f32_saturates_the_width() {
+    let x = [-3.0e38f32, 3.0e38, 0.0, 1.0e38, -f32::MAX, f32::MAX];
+    for scheme in [
+        DynamicScheme::OnnxLinear { qtype: QType::U8 },
+        DynamicScheme::OnnxLinear { qtype: QType::I8 },
+    ] {
+        let (scale, zp) = dynamic_params(scheme, &x);
+        assert_eq!(scale, div_f32_exact(f32::MAX, 255.0), "{scheme:?}");
+        assert_eq!(scale.to_bits(), 0x7b80_8080, "{scheme:?}: {scale:e}");
+        let (qmin, qmax) = scheme.qtype().storage_range();
+        // qmin - (-f32::MAX / scale) = qmin + 255 rounds to qmax... the exact value follows:
+        let initial = qmin as f32 - div_f32_exact(-f32::MAX, scale);
+        assert_eq!(
+            zp,
+            (initial.clamp(qmin as f32, qmax as f32)).round_ties_even() as i32
+        );
+        let q = dynamic_quantize(&x, 1, x.len(), scheme, DynamicGranularity::PerRow).unwrap();
+        assert_eq!(q.scales, vec![scale]);
+        assert!(q.scales.iter().all(|s| s.is_finite() && *s > 0.0));
+        // Ends of the range land on the ends of the type.
+        let v = |b: u8| match scheme.qtype() {
+            QType::I8 => i32::from(b as i8),
+            QType::U8 => i32::from(b),
+        };
+        assert_eq!(v(q.bytes[4]), qmin, "{scheme:?}");
+        assert_eq!(v(q.bytes[5]), qmax, "{scheme:?}");
+        assert_eq!(v(q.bytes[2]), zp, "{scheme:?}");
+    }
+    // Below the overflow nothing changes: a width of exactly f32::MAX is the ordinary rule.
+    let (s, _) = dynamic_params(
+        DynamicScheme::OnnxLinear { qtype: QType::U8 },
+        &[0.0, f32::MAX],
+    );
+    assert_eq!(s, div_f32_exact(f32::MAX, 255.0));
+    // Symmetric per token never overflows: absmax / 127 is finite.
+    let (s, zp) = dynamic_params(DynamicScheme::SymmetricPerToken, &x);
+    assert_eq!((s, zp), (div_f32_exact(f32::MAX, 127.0), 0));
+}

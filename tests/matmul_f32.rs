@@ -56,3 +56,19 @@ fn gamma_and_errors() {
         Err(Error::ShapeMismatch { .. })
     ));
 }
+
+/// Issue 10 §1: with K = 0 the operands are empty and nothing bounds M * N: a product that
+/// overflows, or an output that cannot be allocated, is a typed error, never an abort.
+#[test]
+fn huge_outputs_are_typed_errors() {
+    for (m, n) in [(usize::MAX, 2), (1 << 40, 1 << 40), (1 << 61, 1)] {
+        let err = matmul_f32_reference(&[], &[], None, m, n, 0).unwrap_err();
+        assert!(
+            matches!(err, Error::SizeOverflow { .. }),
+            "{m} x {n}: {err}"
+        );
+    }
+    // A small K = 0 product is the zero matrix (plus bias).
+    let r = matmul_f32_reference(&[], &[], Some(&[1.5, -2.0]), 2, 2, 0).unwrap();
+    assert_eq!(r.values, vec![1.5, -2.0, 1.5, -2.0]);
+}

@@ -48,6 +48,14 @@ fn quantize_linear_matches_onnxruntime() {
             .into_iter()
             .map(|b| from_storage_byte(b, t))
             .collect();
+        // `zip` stops at the shorter side: check the lengths first, or a short result passes.
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "scale {:e} zp {zp}",
+            f32::from_bits(scale)
+        );
+        assert_eq!(got.len(), x.len());
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
             assert_eq!(
                 g,
@@ -72,6 +80,7 @@ fn dynamic_quantize_linear_matches_onnxruntime() {
             DynamicGranularity::PerTensor,
         )
         .unwrap();
+        assert_eq!(got.scales.len(), 1, "one scale per tensor");
         assert_eq!(got.scales[0].to_bits(), want_scale, "scale for {x:?}");
         assert_eq!(got.zero_points[0], want_zp, "zero point for {x:?}");
         let y: Vec<i32> = got.bytes.iter().map(|&b| i32::from(b)).collect();

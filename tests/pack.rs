@@ -68,3 +68,31 @@ fn shape_errors() {
         Err(Error::ShapeMismatch { .. })
     ));
 }
+
+/// Issue 10 §2: sizes that overflow, and zero columns with huge row counts, are typed errors
+/// or empty results: never a panic, an abort or a loop over `rows`.
+#[test]
+fn huge_and_degenerate_shapes() {
+    assert!(matches!(
+        unpack_bytes(&[0], usize::MAX, 8),
+        Err(Error::SizeOverflow { .. })
+    ));
+    assert!(matches!(
+        unpack_bytes(&[0], 1 << 62, 16),
+        Err(Error::SizeOverflow { .. })
+    ));
+    assert_eq!(unpack_bytes(&[], usize::MAX, 0).unwrap(), Vec::<u8>::new());
+    assert_eq!(pack_bytes(&[], usize::MAX, 0).unwrap(), Vec::<u32>::new());
+    assert!(matches!(
+        pack_bytes(&[], usize::MAX, 2),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        row_sums_i8_domain(&[], QType::I8, usize::MAX, 0),
+        Err(Error::SizeOverflow { .. })
+    ));
+    assert_eq!(
+        row_sums_i8_domain(&[], QType::U8, 3, 0).unwrap(),
+        vec![0, 0, 0]
+    );
+}

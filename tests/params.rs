@@ -209,3 +209,93 @@ fn bad_params_are_typed_errors() {
         Err(Error::InvalidRange { qmin: -129, .. })
     ));
 }
+
+/// Issue 10 §2: `scale`/`zero_point` are total (NaN / `i32::MIN` past the last channel, which
+/// every consumer rejects) and `get` says which.
+#[test]
+fn channel_accessors_are_total() {
+    let t = QuantParams::per_tensor(0.5, 3, QType::U8.full_range()).unwrap();
+    for c in [0, 1, usize::MAX] {
+        assert_eq!((t.scale(c), t.zero_point(c)), (0.5, 3));
+        assert_eq!(t.get(c), Some((0.5, 3)));
+    }
+    let a =
+        QuantParams::per_axis(1, vec![0.25, 0.75], vec![0, 0], QType::I8.narrow_range()).unwrap();
+    assert_eq!(a.get(1), Some((0.75, 0)));
+    for c in [2, usize::MAX] {
+        assert!(a.scale(c).is_nan());
+        assert_eq!(a.zero_point(c), i32::MIN);
+        assert_eq!(a.get(c), None);
+    }
+}
+
+/// The axis rule shared by the reference and the GPU: ONNX's `[-rank, rank - 1]`, negative
+/// counting from the end; rank 0 has no axis.
+#[test]
+fn signed_axes_follow_onnx() {
+    use wgpu_quant::quant::params::normalize_axis;
+    assert_eq!(normalize_axis(0, 3), Ok(0));
+    assert_eq!(normalize_axis(2, 3), Ok(2));
+    assert_eq!(normalize_axis(-1, 3), Ok(2));
+    assert_eq!(normalize_axis(-3, 3), Ok(0));
+    assert_eq!(
+        normalize_axis(3, 3),
+        Err(Error::AxisOutOfRange { axis: 3, rank: 3 })
+    );
+    assert!(
+        matches!(normalize_axis(-4, 3), Err(Error::InvalidConfig { value, .. }) if value == "-4")
+    );
+    assert_eq!(
+        normalize_axis(0, 0),
+        Err(Error::AxisOutOfRange { axis: 0, rank: 0 })
+    );
+    assert!(normalize_axis(-1, 0).is_err());
+    assert!(normalize_axis(i64::MIN, 5).is_err());
+    assert_eq!(normalize_axis(i64::MIN, usize::MAX), Ok((1 << 63) - 1));
+    assert_eq!(normalize_axis(i64::MAX, usize::MAX), Ok(i64::MAX as usize));
+}
+
+/// Rank 0 and shapes whose element count wraps, in the reference quantize/dequantize.
+#[test]
+fn reference_quantize_shapes() {
+    use wgpu_quant::reference::quantize::{dequantize, quantize};
+    let t = QuantParams::per_tensor(0.5, 0, QType::I8.full_range()).unwrap();
+    // Rank 0 is one element with per-tensor params.
+    assert_eq!(
+        quantize(Convention::Onnx, &[1.0], &[], &t).unwrap(),
+        vec![2]
+    );
+    assert_eq!(dequantize(&[2], &[], &t).unwrap(), vec![1.0]);
+    assert!(matches!(
+        quantize(Convention::Onnx, &[1.0, 2.0], &[], &t),
+        Err(Error::ShapeMismatch {
+            expected: 1,
+            got: 2,
+            ..
+        })
+    ));
+    // Per-axis params need an axis: rank 0 has none.
+    let a = QuantParams::per_axis(0, vec![0.5], vec![0], QType::I8.full_range()).unwrap();
+    assert_eq!(
+        quantize(Convention::Onnx, &[1.0], &[], &a),
+        Err(Error::AxisOutOfRange { axis: 0, rank: 0 })
+    );
+    // A count that wraps (2^32 * 2^32 = 2^64 = 0 mod 2^64; or * 0 after an overflow) is an error.
+    for shape in [
+        vec![1 << 32, 1 << 32],
+        vec![usize::MAX, 2, 0],
+        vec![usize::MAX, usize::MAX],
+    ] {
+        assert!(
+            matches!(
+                quantize(Convention::Onnx, &[], &shape, &t),
+                Err(Error::SizeOverflow { .. })
+            ),
+            "{shape:?}"
+        );
+        assert!(
+            matches!(dequantize(&[], &shape, &t), Err(Error::SizeOverflow { .. })),
+            "{shape:?}"
+        );
+    }
+}

@@ -57,6 +57,10 @@ pub const fn zero_point_to_i8_domain(zero_point: i32, qtype: QType) -> i32 {
 /// [`Error::ShapeMismatch`] when `bytes.len() != rows * cols`.
 pub fn pack_bytes(bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<u32>> {
     check_len("pack_bytes input", bytes.len(), rows, cols)?;
+    if cols == 0 {
+        // Rows of no elements are no words (and `rows` may be anything: do not loop over it).
+        return Ok(Vec::new());
+    }
     let wpr = words_per_row(cols);
     let mut out = vec![0u32; rows * wpr];
     for r in 0..rows {
@@ -70,18 +74,28 @@ pub fn pack_bytes(bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<u32>> {
 /// Unpacks `rows × cols` raw bytes from packed words (the inverse of [`pack_bytes`]).
 ///
 /// # Errors
-/// [`Error::ShapeMismatch`] when `words` is shorter than `rows * ceil(cols / 4)`.
+/// [`Error::ShapeMismatch`] when `words` is shorter than `rows * ceil(cols / 4)`;
+/// [`Error::SizeOverflow`] when `rows * cols` overflows usize.
 pub fn unpack_bytes(words: &[u32], rows: usize, cols: usize) -> Result<Vec<u8>> {
     let wpr = words_per_row(cols);
-    if words.len() < rows * wpr {
+    let overflow = || Error::SizeOverflow {
+        what: format!("unpack_bytes: {rows} rows * {cols} columns overflows usize"),
+    };
+    let needed = rows.checked_mul(wpr).ok_or_else(overflow)?;
+    if words.len() < needed {
         return Err(Error::ShapeMismatch {
             what: "packed words".into(),
             shape: vec![rows, wpr],
-            expected: rows * wpr,
+            expected: needed,
             got: words.len(),
         });
     }
-    let mut out = Vec::with_capacity(rows * cols);
+    // rows * wpr words exist, so rows * cols <= 4 * words.len() bytes: checked anyway.
+    let total = rows.checked_mul(cols).ok_or_else(overflow)?;
+    if total == 0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(total);
     for r in 0..rows {
         for c in 0..cols {
             out.push((words[r * wpr + c / 4] >> (8 * (c % 4))) as u8);
@@ -105,7 +119,8 @@ pub fn pack_i8_domain(bytes: &[u8], qtype: QType, rows: usize, cols: usize) -> R
 /// Sum of each row's I8-domain values: `Σ_k w[n, k]`, computed once at weight upload.
 ///
 /// # Errors
-/// [`Error::ShapeMismatch`] when `bytes.len() != rows * cols`.
+/// [`Error::ShapeMismatch`] when `bytes.len() != rows * cols`; [`Error::SizeOverflow`] when
+/// `cols = 0` and `rows` sums cannot be allocated.
 pub fn row_sums_i8_domain(
     bytes: &[u8],
     qtype: QType,
@@ -113,6 +128,16 @@ pub fn row_sums_i8_domain(
     cols: usize,
 ) -> Result<Vec<i32>> {
     check_len("row_sums input", bytes.len(), rows, cols)?;
+    if cols == 0 {
+        // One zero sum per row: `rows` is not bounded by the data here, so allocate fallibly.
+        let mut sums = Vec::new();
+        sums.try_reserve_exact(rows)
+            .map_err(|e| Error::SizeOverflow {
+                what: format!("row_sums: {rows} rows of 0 columns: {e}"),
+            })?;
+        sums.resize(rows, 0);
+        return Ok(sums);
+    }
     Ok((0..rows)
         .map(|r| {
             bytes[r * cols..(r + 1) * cols]

@@ -104,24 +104,34 @@ impl QuantParams {
     pub fn channels(&self) -> usize {
         self.scales.len()
     }
-    /// The scale of channel `c` (the only scale when per-tensor).
+    /// The scale of channel `c` (the only scale when per-tensor, whatever `c`).
+    ///
+    /// Total: for per-axis params and `c >= channels()` it returns NaN, which every consumer
+    /// rejects as an invalid scale, instead of panicking. Use [`QuantParams::get`] to tell.
     pub fn scale(&self, c: usize) -> f32 {
-        if self.axis.is_none() {
-            self.scales[0]
-        } else {
-            self.scales[c]
-        }
+        self.get(c).map_or(f32::NAN, |(s, _)| s)
     }
-    /// The zero point of channel `c` (the only one when per-tensor).
+    /// The zero point of channel `c` (the only one when per-tensor, whatever `c`).
+    ///
+    /// Total: for per-axis params and `c >= channels()` it returns `i32::MIN`, which lies
+    /// outside every storage range (so every zero-point check rejects it), instead of
+    /// panicking. Use [`QuantParams::get`] to tell.
     pub fn zero_point(&self, c: usize) -> i32 {
-        if self.axis.is_none() {
-            self.zero_points[0]
-        } else {
-            self.zero_points[c]
-        }
+        self.get(c).map_or(i32::MIN, |(_, z)| z)
+    }
+    /// The scale and zero point of channel `c`: entry 0 for per-tensor params whatever `c`,
+    /// entry `c` for per-axis ones, `None` past the last channel.
+    pub fn get(&self, c: usize) -> Option<(f32, i32)> {
+        let i = if self.axis.is_none() { 0 } else { c };
+        Some((*self.scales.get(i)?, *self.zero_points.get(i)?))
     }
 
     /// Checks these params against a tensor shape: the axis exists and has one entry per index.
+    ///
+    /// The rank rule (shared by the reference and the GPU ops): a rank-0 shape `[]` is a
+    /// scalar of one element; per-tensor params accept it, per-axis params do not (it has no
+    /// axis: [`Error::AxisOutOfRange`] with rank 0). Axes are non-negative here; a signed
+    /// ONNX-style axis is first mapped by [`normalize_axis`].
     ///
     /// # Errors
     /// [`Error::AxisOutOfRange`] or [`Error::LengthMismatch`].
@@ -143,6 +153,36 @@ impl QuantParams {
         }
         Ok(())
     }
+}
+
+/// Maps a signed axis to an index, as ONNX does: `axis` in `[-rank, rank - 1]`, a negative
+/// axis counting from the end (`axis + rank`). The one rule for the reference and the GPU.
+///
+/// A rank-0 tensor has no axis: every `axis` is out of range for it.
+///
+/// # Errors
+/// [`Error::AxisOutOfRange`] for a non-negative axis `>= rank`; [`Error::InvalidConfig`]
+/// naming the signed value and the rank for a negative axis below `-rank`.
+pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize> {
+    // In i128 both the axis and the rank are exact.
+    let (a, r) = (i128::from(axis), rank as i128);
+    if (0..r).contains(&a) {
+        return Ok(axis as usize); // 0 <= axis < rank
+    }
+    if a < 0 && a >= -r {
+        return Ok((a + r) as usize); // 0 <= axis + rank < rank
+    }
+    if axis >= 0 {
+        return Err(Error::AxisOutOfRange {
+            axis: usize::try_from(axis).unwrap_or(usize::MAX),
+            rank,
+        });
+    }
+    Err(Error::InvalidConfig {
+        what: "axis".into(),
+        value: axis.to_string(),
+        reason: format!("out of range for a tensor of rank {rank}: must be in [-{rank}, {rank})"),
+    })
 }
 
 /// How a range becomes parameters: type, symmetry and range reduction.

@@ -42,7 +42,9 @@ pub fn accumulator_range(
 /// `bias` may be empty (no bias).
 ///
 /// # Errors
-/// [`Error::AccumulatorOverflow`] naming the first channel whose range leaves i32.
+/// [`Error::LengthMismatch`] when `w_zero_points` has neither 1 nor `n` entries or `bias`
+/// has neither 0, 1 nor `n`; [`Error::AccumulatorOverflow`] naming the first channel whose
+/// range leaves i32.
 pub fn check_accumulator_bound(
     k: usize,
     n: usize,
@@ -52,6 +54,20 @@ pub fn check_accumulator_bound(
     w_zero_points: &[i32],
     bias: &[i32],
 ) -> Result<()> {
+    if w_zero_points.len() != 1 && w_zero_points.len() != n {
+        return Err(Error::LengthMismatch {
+            what: "weight zero points (1 or one per output channel)".into(),
+            got: w_zero_points.len(),
+            expected: n,
+        });
+    }
+    if bias.len() > 1 && bias.len() != n {
+        return Err(Error::LengthMismatch {
+            what: "bias (none, 1 or one per output channel)".into(),
+            got: bias.len(),
+            expected: n,
+        });
+    }
     for channel in 0..n {
         let zw = w_zero_points[if w_zero_points.len() == 1 { 0 } else { channel }];
         let b = match bias.len() {

@@ -14,7 +14,17 @@
 //! Every division is the exact routine (equal to IEEE `/`). Non-finite inputs do not enter
 //! the range reduction (onnxruntime's result is meaningless there: an infinite range gives an
 //! infinite scale); they are then quantized by the Onnx rule: ±Inf saturate, NaN → qmin.
-//! A range whose width overflows f32 (`max - min = +Inf`) gives scale +Inf, as in onnxruntime.
+//!
+//! **A range wider than f32** (values near ±3.4e38, so that `max - min` rounds to +Inf): the
+//! width saturates to `f32::MAX` (bits `0x7f7f_ffff`), so the scale stays finite. Precisely,
+//! for [`DynamicScheme::OnnxLinear`]:
+//! `width = add_nonneg_f32_exact(max, |min|)`; `if width == +Inf { width = f32::MAX }`;
+//! `scale = div_f32_exact(width, qmax - qmin)` (= `f32::MAX / 255` = `1.3344e36`, bits
+//! `0x7b80_8080`, when saturated). The zero point and the quantized values then follow the
+//! usual formulas with that scale: everything stays finite, no NaN. (onnxruntime gives scale
+//! +Inf and meaningless outputs there; this is the crate's deliberate deviation, and the
+//! only one.) [`DynamicScheme::SymmetricPerToken`] needs no rule: `absmax / 127` is finite
+//! for every finite `absmax`.
 
 use crate::error::{Error, Result};
 use crate::quant::add::add_nonneg_f32_exact;
@@ -100,11 +110,18 @@ pub fn dynamic_params(scheme: DynamicScheme, x: &[f32]) -> (f32, i32) {
     match scheme {
         DynamicScheme::OnnxLinear { qtype } => {
             let (qmin, qmax) = qtype.storage_range();
-            // hi - lo = hi + |lo| (hi >= +0 >= lo), summed on bits as the kernel does.
+            // hi - lo = hi + |lo| (hi >= +0 >= lo), summed on bits as the kernel does; a width
+            // beyond f32 saturates to f32::MAX (module doc), so the scale stays finite.
             let scale = if hi == lo {
                 1.0
             } else {
-                div_f32_exact(add_nonneg_f32_exact(hi, lo.abs()), (qmax - qmin) as f32)
+                let width = add_nonneg_f32_exact(hi, lo.abs());
+                let width = if width == f32::INFINITY {
+                    f32::MAX
+                } else {
+                    width
+                };
+                div_f32_exact(width, (qmax - qmin) as f32)
             };
             let initial = qmin as f32 - div_f32_exact(lo, scale);
             let clamped = if initial < qmin as f32 {

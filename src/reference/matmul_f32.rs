@@ -87,7 +87,8 @@ pub fn f32_activation_clamp(activation: Activation) -> Result<Option<(f32, f32)>
 ///
 /// # Errors
 /// [`Error::ShapeMismatch`] for mismatched lengths, [`Error::LengthMismatch`] for the bias,
-/// [`Error::NonFiniteInput`] for NaN or Inf in any operand.
+/// [`Error::NonFiniteInput`] for NaN or Inf in any operand, [`Error::SizeOverflow`] when
+/// `M * N` overflows or the output cannot be allocated.
 pub fn matmul_f32_reference(
     a: &[f32],
     w: &[f32],
@@ -138,8 +139,18 @@ pub fn matmul_f32_reference_clamped(
     let outputs = m.checked_mul(n).ok_or_else(|| Error::SizeOverflow {
         what: format!("f32 reference output: {m} * {n} elements"),
     })?;
-    let mut values = Vec::with_capacity(outputs);
-    let mut bounds = Vec::with_capacity(outputs);
+    // With K = 0 the operands are empty and M * N is bounded by nothing the caller allocated:
+    // reserve fallibly (a typed error instead of an abort) before filling.
+    let reserve = |v: &mut Vec<f64>| {
+        v.try_reserve_exact(outputs)
+            .map_err(|e| Error::SizeOverflow {
+                what: format!("f32 reference output: {m} * {n} = {outputs} f64 values: {e}"),
+            })
+    };
+    let mut values = Vec::new();
+    let mut bounds = Vec::new();
+    reserve(&mut values)?;
+    reserve(&mut bounds)?;
     for row in 0..m {
         for col in 0..n {
             let mut sum = 0.0f64;

@@ -18,8 +18,16 @@ fn channel_of(i: usize, shape: &[usize], axis: Option<usize>) -> usize {
     }
 }
 
+/// The tensor rule shared with the GPU ops: the shape's element count (checked: a count that
+/// overflows usize is [`Error::SizeOverflow`]) equals the data length; a rank-0 shape `[]` is
+/// one element and takes per-tensor params only ([`QuantParams::check_shape`]).
 fn check_tensor(what: &str, len: usize, shape: &[usize], params: &QuantParams) -> Result<()> {
-    let expected: usize = shape.iter().product();
+    let expected = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::SizeOverflow {
+            what: format!("{what}: the element count of shape {shape:?} overflows usize"),
+        })?;
     if expected != len {
         return Err(Error::ShapeMismatch {
             what: what.into(),
@@ -53,7 +61,8 @@ pub fn from_storage_byte(byte: u8, qtype: QType) -> i32 {
 /// the params' clamp range. NaN and ±Inf are accepted and follow the convention.
 ///
 /// # Errors
-/// [`Error::ShapeMismatch`] when `x` does not match `shape`, or the params' axis errors.
+/// [`Error::ShapeMismatch`] when `x` does not match `shape`, [`Error::SizeOverflow`] when the
+/// shape's element count overflows, or the params' axis errors.
 pub fn quantize(
     convention: Convention,
     x: &[f32],
@@ -82,7 +91,8 @@ pub fn quantize(
 /// Dequantizes storage bytes: `f32(f32(q - zp) * s)` per element.
 ///
 /// # Errors
-/// [`Error::ShapeMismatch`] when `q` does not match `shape`, or the params' axis errors.
+/// [`Error::ShapeMismatch`] when `q` does not match `shape`, [`Error::SizeOverflow`] when the
+/// shape's element count overflows, or the params' axis errors.
 pub fn dequantize(q: &[u8], shape: &[usize], params: &QuantParams) -> Result<Vec<f32>> {
     check_tensor("dequantize input", q.len(), shape, params)?;
     Ok(q.iter()
