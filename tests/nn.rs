@@ -3,6 +3,7 @@
 //! typed error.
 
 use wgpu_quant::Error;
+use wgpu_quant::nn::argmax_rows;
 use wgpu_quant::nn::{
     BiasMode, FloatLinear, FloatModel, HostData, HostTensor, InputSpec, Linear, LinearConfig,
     OutputSpec, QuantConfig, QuantMode, QuantizedModel, Stage, Tensor, TensorSpec, quantize_bias,
@@ -375,17 +376,10 @@ fn mismatched_layers_are_refused_at_build() {
         LinearConfig::new(InputSpec::Static(p2_shifted), OutputSpec::F32),
     )
     .unwrap();
-    let quantizer =
-        wgpu_quant::gpu::quantize::Quantizer::new(ctx, Convention::Onnx, &p1, 8, 4).unwrap();
     let stages = vec![
-        Stage::Quantize {
-            quantizer,
-            params: p1,
-            convention: Convention::Onnx,
-            cols: 4,
-        },
-        Stage::Linear(Box::new(first)),
-        Stage::Linear(Box::new(second)),
+        Stage::quantize(ctx, Convention::Onnx, p1.clone(), 8, 4).unwrap(),
+        Stage::linear(first),
+        Stage::linear(second),
     ];
     let err = QuantizedModel::from_stages(ctx, Convention::Onnx, QuantMode::Static, stages, 8)
         .unwrap_err();
@@ -490,4 +484,147 @@ fn tiny_weight_scales_are_widened_for_the_bias() {
     )
     .unwrap();
     assert!(layer.weight_params().scale(0) > 1e-30);
+}
+
+/// A model's stages must agree with the model: capacity, convention and mode.
+#[test]
+fn stages_that_disagree_with_the_model_are_refused() {
+    let Some(ctx) = gpu() else { return };
+    let p = act_params(Convention::Onnx, QType::I8, -1.0, 1.0);
+    let layer = |c: Convention| {
+        Linear::new(
+            ctx,
+            &[0.1; 3 * 4],
+            3,
+            4,
+            None,
+            LinearConfig::new(InputSpec::Static(p.clone()), OutputSpec::F32).convention(c),
+        )
+        .unwrap()
+    };
+    let build = |stages, max_batch, mode| {
+        QuantizedModel::from_stages(ctx, Convention::Onnx, mode, stages, max_batch)
+    };
+    let quantize = || Stage::quantize(ctx, Convention::Onnx, p.clone(), 8, 4).unwrap();
+    let ok = build(
+        vec![quantize(), Stage::linear(layer(Convention::Onnx))],
+        8,
+        QuantMode::Static,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    let err = build(
+        vec![quantize(), Stage::linear(layer(Convention::Onnx))],
+        9,
+        QuantMode::Static,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CapacityExceeded {
+                rows: 9,
+                capacity: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = build(
+        vec![quantize(), Stage::linear(layer(Convention::TfLite))],
+        8,
+        QuantMode::Static,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Mismatch(_)), "{err}");
+    let dynamic = QuantMode::Dynamic {
+        scheme: DynamicScheme::SymmetricPerToken,
+        granularity: DynamicGranularity::PerRow,
+    };
+    let err = build(
+        vec![quantize(), Stage::linear(layer(Convention::Onnx))],
+        8,
+        dynamic,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Mismatch(_)), "{err}");
+    // Per-axis params cannot make a quantize stage.
+    let axis = QuantParams::per_axis(1, vec![0.1; 4], vec![0; 4], QType::I8.full_range()).unwrap();
+    assert!(matches!(
+        Stage::quantize(ctx, Convention::Onnx, axis, 8, 4),
+        Err(Error::Mismatch(_))
+    ));
+}
+
+/// A dynamic model on rows that are all zero (the smallest row scale) with dead weight
+/// channels: GPU and reference agree, because dynamic weight scales have a floor.
+#[test]
+fn dynamic_models_handle_zero_rows_and_dead_channels() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(3);
+    let mut w = rng.normals(6 * 8, 0.5);
+    w[..8].fill(3e-30); // a dead channel
+    let float = FloatModel::new(vec![
+        FloatLinear::new("fc1", w, 6, 8, Some(vec![0.25; 6]), Activation::Relu).unwrap(),
+        FloatLinear::new("fc2", rng.normals(2 * 6, 0.5), 2, 6, None, Activation::None).unwrap(),
+    ])
+    .unwrap();
+    let samples = rng.normals(16 * 8, 1.0);
+    let mut model =
+        QuantizedModel::calibrate(ctx, &float, &samples, 16, &QuantConfig::dynamic_int8()).unwrap();
+    let mut x = vec![0.0f32; 3 * 8];
+    x[8..16].copy_from_slice(&rng.normals(8, 1e-6));
+    let y = model.run_blocking(ctx, &x, 3).unwrap();
+    let r = model.reference(&x, 3).unwrap();
+    assert_eq!(
+        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        r.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    // NaN samples are refused in dynamic mode too.
+    let mut bad = samples.clone();
+    bad[5] = f32::NAN;
+    assert!(matches!(
+        QuantizedModel::calibrate(ctx, &float, &bad, 16, &QuantConfig::dynamic_int8()),
+        Err(Error::NonFiniteInput { index: 5, .. })
+    ));
+}
+
+/// Any edit of a saved model (a renamed tensor, a flipped data bit) is caught by its
+/// checksum; a float model with inconsistent public fields is refused.
+#[test]
+fn edited_models_and_inconsistent_layers_are_refused() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(11);
+    let float = random_mlp(&mut rng, &[6, 5, 3]);
+    let samples = rng.normals(20 * 6, 1.0);
+    let model =
+        QuantizedModel::calibrate(ctx, &float, &samples, 20, &QuantConfig::static_int8()).unwrap();
+    let bytes = model.to_safetensors().unwrap();
+    assert!(QuantizedModel::from_bytes(ctx, bytes.clone(), None).is_ok());
+    let find = |needle: &[u8]| {
+        bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap()
+    };
+    let mut renamed = bytes.clone();
+    let at = find(b"stage.1.bias\"") + "stage.1.bia".len();
+    renamed[at] = b'r';
+    assert!(matches!(
+        QuantizedModel::from_bytes(ctx, renamed, None),
+        Err(Error::Format(_))
+    ));
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(matches!(
+        QuantizedModel::from_bytes(ctx, flipped, None),
+        Err(Error::Format(_))
+    ));
+    let mut layer = float.layers()[0].clone();
+    layer.weight.truncate(3);
+    assert!(matches!(
+        FloatModel::new(vec![layer]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(argmax_rows(&[1.0, 2.0], 0).is_empty());
 }

@@ -68,6 +68,12 @@ impl SafeTensorsFile {
         })
     }
 
+    /// The raw data section (every tensor's bytes, after the header), for integrity checks.
+    #[must_use]
+    pub fn data_section(&self) -> &[u8] {
+        &self.bytes[self.data_start..]
+    }
+
     /// The names of every tensor in the file, sorted.
     #[must_use]
     pub fn names(&self) -> Vec<String> {

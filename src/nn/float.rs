@@ -113,6 +113,17 @@ impl FloatModel {
                 what: "model layers".into(),
             });
         }
+        // The fields are public: re-check every layer as `FloatLinear::new` would.
+        for l in &layers {
+            FloatLinear::new(
+                l.name.clone(),
+                l.weight.clone(),
+                l.n,
+                l.k,
+                l.bias.clone(),
+                l.activation,
+            )?;
+        }
         for pair in layers.windows(2) {
             if pair[1].k != pair[0].n {
                 return Err(Error::DimensionMismatch {
@@ -201,9 +212,13 @@ impl FloatModel {
 }
 
 /// The index of the largest value in each row of `cols` (the predicted class).
+/// Rows of 0 columns have no prediction: the result is empty. A NaN never wins.
 pub fn argmax_rows(values: &[f32], cols: usize) -> Vec<usize> {
+    if cols == 0 {
+        return Vec::new();
+    }
     values
-        .chunks(cols.max(1))
+        .chunks(cols)
         .map(|row| {
             row.iter()
                 .enumerate()

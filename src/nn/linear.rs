@@ -275,6 +275,28 @@ pub fn widen_weight_scales_for_bias(
     }
 }
 
+/// The smallest weight scale a dynamic layer uses: `2^-103`. A dynamic row's scale is at
+/// least `2^-23` (the per-token floor), so `s_a[m] * s_w[n]` stays a normal f32 (at least
+/// `2^-126`), which the reference requires and a GPU that flushes subnormals reproduces. Only
+/// dead channels (weights below about `1e-29`) are affected.
+pub const DYNAMIC_WEIGHT_SCALE_FLOOR: f32 = 9.860_761e-32; // 2^-103
+
+/// The params with every scale raised to at least `floor` (zero points unchanged).
+///
+/// # Errors
+/// Params errors.
+pub fn floor_weight_scales(weights: &QuantParams, floor: f32) -> Result<QuantParams> {
+    if weights.scales().iter().all(|&s| s >= floor) {
+        return Ok(weights.clone());
+    }
+    let scales: Vec<f32> = weights.scales().iter().map(|&s| s.max(floor)).collect();
+    let zero_points = weights.zero_points().to_vec();
+    match weights.axis() {
+        None => QuantParams::per_tensor(scales[0], zero_points[0], weights.range()),
+        Some(axis) => QuantParams::per_axis(axis, scales, zero_points, weights.range()),
+    }
+}
+
 fn invalid(what: &str, value: impl std::fmt::Debug, reason: &str) -> Error {
     Error::InvalidConfig {
         what: what.into(),
@@ -332,6 +354,9 @@ impl Linear {
         };
         if let (true, Some(b), InputSpec::Static(a)) = (i32_bias, bias, &config.input) {
             weight_params = widen_weight_scales_for_bias(&weight_params, a, b)?;
+        }
+        if matches!(config.input, InputSpec::Dynamic { .. }) {
+            weight_params = floor_weight_scales(&weight_params, DYNAMIC_WEIGHT_SCALE_FLOOR)?;
         }
         let weight_bytes = crate::reference::quantize::quantize(
             config.convention,

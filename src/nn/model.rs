@@ -12,7 +12,7 @@ use crate::gpu::quantize::Quantizer;
 use crate::nn::float::FloatModel;
 use crate::nn::host::HostTensor;
 use crate::nn::linear::{BiasMode, InputSpec, Linear, LinearConfig, OutputSpec};
-use crate::nn::tensor::{Tensor, TensorSpec, describe_params};
+use crate::nn::tensor::{Quantization, Tensor, TensorSpec, describe_params};
 use crate::quant::calibrate::{Calibrator, Observer};
 use crate::quant::convention::Convention;
 use crate::quant::fixed_point::FixedPointRounding;
@@ -119,6 +119,26 @@ impl QuantConfig {
         self.max_batch = rows;
         self
     }
+    /// Static or dynamic.
+    pub fn mode(mut self, mode: QuantMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Per-tensor weight params instead of per channel.
+    pub fn per_tensor_weights(mut self) -> Self {
+        self.per_channel = false;
+        self
+    }
+    /// With a fixed-point rounding (TfLite requantization).
+    pub fn rounding(mut self, rounding: FixedPointRounding) -> Self {
+        self.rounding = rounding;
+        self
+    }
+    /// With a calibration batch size (rows per observer update).
+    pub fn calibration_batch(mut self, rows: usize) -> Self {
+        self.calibration_batch = rows;
+        self
+    }
     /// With a bias mode.
     pub fn bias_mode(mut self, mode: BiasMode) -> Self {
         self.bias_mode = mode;
@@ -126,56 +146,129 @@ impl QuantConfig {
     }
 }
 
-/// One step of a quantized model.
+/// One step of a quantized model: a static quantizer, a dynamic quantizer or a linear layer.
+/// Built only through its constructors, so what a stage says it does is what its GPU kernel
+/// was built to do.
 #[derive(Debug)]
-pub enum Stage {
-    /// f32 → statically quantized.
+pub struct Stage(pub(crate) StageKind);
+
+#[derive(Debug)]
+pub(crate) enum StageKind {
     Quantize {
-        /// The GPU quantizer.
         quantizer: Quantizer,
-        /// The params it quantizes with.
         params: QuantParams,
-        /// The convention.
         convention: Convention,
-        /// Columns.
-        cols: usize,
     },
-    /// f32 → dynamically quantized.
     DynamicQuantize {
-        /// The GPU quantizer.
         quantizer: DynamicQuantizer,
-        /// Scheme.
-        scheme: DynamicScheme,
-        /// Granularity.
-        granularity: DynamicGranularity,
-        /// Columns.
-        cols: usize,
     },
-    /// A quantized linear layer.
     Linear(Box<Linear>),
 }
 
 impl Stage {
+    /// f32 → statically quantized with per-tensor `params` under `convention`, for up to
+    /// `max_rows` rows of `cols`.
+    ///
+    /// # Errors
+    /// [`Error::Mismatch`] for per-axis params; as [`Quantizer::new`].
+    pub fn quantize(
+        ctx: &Context,
+        convention: Convention,
+        params: QuantParams,
+        max_rows: usize,
+        cols: usize,
+    ) -> Result<Self> {
+        if params.axis().is_some() {
+            return Err(Error::Mismatch(format!(
+                "a model's quantize stage takes per-tensor params, got {}",
+                describe_params(&params)
+            )));
+        }
+        let quantizer = Quantizer::new(ctx, convention, &params, max_rows, cols)?;
+        Ok(Stage(StageKind::Quantize {
+            quantizer,
+            params,
+            convention,
+        }))
+    }
+
+    /// f32 → dynamically quantized, for up to `max_rows` rows of `cols`.
+    ///
+    /// # Errors
+    /// As [`DynamicQuantizer::new`].
+    pub fn dynamic_quantize(
+        ctx: &Context,
+        scheme: DynamicScheme,
+        granularity: DynamicGranularity,
+        max_rows: usize,
+        cols: usize,
+    ) -> Result<Self> {
+        Ok(Stage(StageKind::DynamicQuantize {
+            quantizer: DynamicQuantizer::new(ctx, scheme, granularity, max_rows, cols)?,
+        }))
+    }
+
+    /// A linear layer.
+    pub fn linear(layer: Linear) -> Self {
+        Stage(StageKind::Linear(Box::new(layer)))
+    }
+
+    /// The layer, for a linear stage.
+    pub fn as_linear(&self) -> Option<&Linear> {
+        match &self.0 {
+            StageKind::Linear(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// `"quantize"`, `"dynamic"` or `"linear"`.
+    pub fn kind(&self) -> &'static str {
+        match &self.0 {
+            StageKind::Quantize { .. } => "quantize",
+            StageKind::DynamicQuantize { .. } => "dynamic",
+            StageKind::Linear(_) => "linear",
+        }
+    }
+
+    /// The most rows a quantizer stage was built for (`None` for a layer: any).
+    pub fn max_rows(&self) -> Option<usize> {
+        match &self.0 {
+            StageKind::Quantize { quantizer, .. } => Some(quantizer.max_rows()),
+            StageKind::DynamicQuantize { quantizer } => Some(quantizer.max_rows()),
+            StageKind::Linear(_) => None,
+        }
+    }
+
+    /// The convention a quantize or linear stage follows (`None` for a dynamic quantizer,
+    /// whose scheme fixes its arithmetic).
+    pub fn convention(&self) -> Option<Convention> {
+        match &self.0 {
+            StageKind::Quantize { convention, .. } => Some(*convention),
+            StageKind::DynamicQuantize { .. } => None,
+            StageKind::Linear(l) => Some(l.parts().convention),
+        }
+    }
+
     /// The spec of the tensor this stage takes.
     pub fn input_spec(&self) -> TensorSpec {
-        match self {
-            Stage::Quantize { cols, .. } | Stage::DynamicQuantize { cols, .. } => {
-                TensorSpec::f32(*cols)
-            }
-            Stage::Linear(l) => l.input_spec().clone(),
+        match &self.0 {
+            StageKind::Quantize { quantizer, .. } => TensorSpec::f32(quantizer.cols()),
+            StageKind::DynamicQuantize { quantizer } => TensorSpec::f32(quantizer.cols()),
+            StageKind::Linear(l) => l.input_spec().clone(),
         }
     }
     /// The spec of the tensor this stage writes.
     pub fn output_spec(&self) -> TensorSpec {
-        match self {
-            Stage::Quantize { params, cols, .. } => TensorSpec::quantized(*cols, params.clone()),
-            Stage::DynamicQuantize {
-                scheme,
-                granularity,
-                cols,
-                ..
-            } => TensorSpec::dynamic(*cols, *scheme, *granularity),
-            Stage::Linear(l) => l.output_spec().clone(),
+        match &self.0 {
+            StageKind::Quantize {
+                quantizer, params, ..
+            } => TensorSpec::quantized(quantizer.cols(), params.clone()),
+            StageKind::DynamicQuantize { quantizer } => TensorSpec::dynamic(
+                quantizer.cols(),
+                quantizer.scheme(),
+                quantizer.granularity(),
+            ),
+            StageKind::Linear(l) => l.output_spec().clone(),
         }
     }
 
@@ -186,54 +279,48 @@ impl Stage {
         input: &Tensor,
         output: &mut Tensor,
     ) -> Result<()> {
-        match self {
-            Stage::Linear(l) => l.encode(ctx, encoder, input, output),
-            _ => {
-                input.spec().check("stage input", &self.input_spec())?;
-                output.spec().check("stage output", &self.output_spec())?;
-                let rows = input.rows();
-                output.check_capacity("stage output", rows)?;
-                match self {
-                    Stage::Quantize { quantizer, .. } => {
-                        quantizer.encode(ctx, encoder, rows, input.buffer(), output.buffer())?;
-                    }
-                    Stage::DynamicQuantize { quantizer, .. } => {
-                        let row_params = output.row_params().ok_or_else(|| {
-                            Error::Mismatch("dynamic output tensor without row params".into())
-                        })?;
-                        quantizer.encode(
-                            ctx,
-                            encoder,
-                            rows,
-                            input.buffer(),
-                            output.buffer(),
-                            row_params,
-                        )?;
-                    }
-                    Stage::Linear(_) => unreachable!("handled above"),
-                }
-                output.set_rows(rows)
-            }
+        if let StageKind::Linear(l) = &self.0 {
+            return l.encode(ctx, encoder, input, output);
         }
+        input.spec().check("stage input", &self.input_spec())?;
+        output.spec().check("stage output", &self.output_spec())?;
+        let rows = input.rows();
+        output.check_capacity("stage output", rows)?;
+        match &self.0 {
+            StageKind::Quantize { quantizer, .. } => {
+                quantizer.encode(ctx, encoder, rows, input.buffer(), output.buffer())?;
+            }
+            StageKind::DynamicQuantize { quantizer } => {
+                let row_params = output.row_params().ok_or_else(|| {
+                    Error::Mismatch("dynamic output tensor without row params".into())
+                })?;
+                quantizer.encode(
+                    ctx,
+                    encoder,
+                    rows,
+                    input.buffer(),
+                    output.buffer(),
+                    row_params,
+                )?;
+            }
+            StageKind::Linear(_) => {}
+        }
+        output.set_rows(rows)
     }
 
     fn reference(&self, input: &HostTensor) -> Result<HostTensor> {
-        match self {
-            Stage::Quantize {
+        match &self.0 {
+            StageKind::Quantize {
                 params, convention, ..
             } => {
                 input.spec.check("stage input", &self.input_spec())?;
                 input.quantize(*convention, params)
             }
-            Stage::DynamicQuantize {
-                scheme,
-                granularity,
-                ..
-            } => {
+            StageKind::DynamicQuantize { quantizer } => {
                 input.spec.check("stage input", &self.input_spec())?;
-                input.dynamic_quantize(*scheme, *granularity)
+                input.dynamic_quantize(quantizer.scheme(), quantizer.granularity())
             }
-            Stage::Linear(l) => l.reference(input),
+            StageKind::Linear(l) => l.reference(input),
         }
     }
 }
@@ -277,6 +364,7 @@ impl QuantizedModel {
                 what: "calibration samples".into(),
             });
         }
+        crate::error::check_finite("calibration samples", samples)?;
         if config.calibration_batch == 0 {
             return Err(Error::InvalidConfig {
                 what: "calibration_batch".into(),
@@ -309,19 +397,13 @@ impl QuantizedModel {
                     let params =
                         observers[i].params(config.convention, &config.activation_scheme)?;
                     if i == 0 {
-                        let quantizer = Quantizer::new(
+                        stages.push(Stage::quantize(
                             ctx,
                             config.convention,
-                            &params,
+                            params.clone(),
                             config.max_batch,
                             layer.k,
-                        )?;
-                        stages.push(Stage::Quantize {
-                            quantizer,
-                            params: params.clone(),
-                            convention: config.convention,
-                            cols: layer.k,
-                        });
+                        )?);
                     }
                     InputSpec::Static(params)
                 }
@@ -329,14 +411,13 @@ impl QuantizedModel {
                     scheme,
                     granularity,
                 } => {
-                    let quantizer =
-                        DynamicQuantizer::new(ctx, scheme, granularity, config.max_batch, layer.k)?;
-                    stages.push(Stage::DynamicQuantize {
-                        quantizer,
+                    stages.push(Stage::dynamic_quantize(
+                        ctx,
                         scheme,
                         granularity,
-                        cols: layer.k,
-                    });
+                        config.max_batch,
+                        layer.k,
+                    )?);
                     InputSpec::Dynamic {
                         scheme,
                         granularity,
@@ -367,7 +448,7 @@ impl QuantizedModel {
                 linear_config,
             )
             .map_err(|e| in_layer(&layer.name, e))?;
-            stages.push(Stage::Linear(Box::new(linear)));
+            stages.push(Stage::linear(linear));
         }
         let mut model = Self::from_stages(
             ctx,
@@ -415,6 +496,59 @@ impl QuantizedModel {
                     expected: "f32".into(),
                     found: spec.describe(),
                 });
+            }
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            if let Some(rows) = stage.max_rows() {
+                if rows < max_batch {
+                    return Err(Error::CapacityExceeded {
+                        what: format!(
+                            "stage {i} ({}) built for fewer rows than the model",
+                            stage.kind()
+                        ),
+                        rows: max_batch,
+                        capacity: rows,
+                    });
+                }
+            }
+            if let Some(c) = stage.convention() {
+                if c != convention {
+                    return Err(Error::Mismatch(format!(
+                        "stage {i} ({}) follows {c:?}, the model {convention:?}",
+                        stage.kind()
+                    )));
+                }
+            }
+            let dynamic_input = match stage.input_spec().quantization {
+                Some(Quantization::Dynamic {
+                    scheme,
+                    granularity,
+                }) => Some((scheme, granularity)),
+                _ => None,
+            };
+            let dynamic_stage = match &stage.0 {
+                StageKind::DynamicQuantize { quantizer } => {
+                    Some((quantizer.scheme(), quantizer.granularity()))
+                }
+                _ => dynamic_input,
+            };
+            let agrees = match (mode, dynamic_stage) {
+                (QuantMode::Static, None) => true,
+                (
+                    QuantMode::Dynamic {
+                        scheme,
+                        granularity,
+                    },
+                    Some(found),
+                ) => found == (scheme, granularity),
+                (QuantMode::Dynamic { .. }, None) => !matches!(stage.0, StageKind::Quantize { .. }),
+                (QuantMode::Static, Some(_)) => false,
+            };
+            if !agrees {
+                return Err(Error::Mismatch(format!(
+                    "stage {i} ({}) does not belong to a {mode:?} model",
+                    stage.kind()
+                )));
             }
         }
         for (i, pair) in stages.windows(2).enumerate() {
@@ -522,10 +656,7 @@ impl QuantizedModel {
     }
     /// The linear layers, in order.
     pub fn layers(&self) -> impl Iterator<Item = &Linear> {
-        self.stages.iter().filter_map(|s| match s {
-            Stage::Linear(l) => Some(&**l),
-            _ => None,
-        })
+        self.stages.iter().filter_map(Stage::as_linear)
     }
     /// The convention.
     pub fn convention(&self) -> Convention {
@@ -547,7 +678,16 @@ impl QuantizedModel {
     pub fn output_spec(&self) -> TensorSpec {
         self.stages[self.stages.len() - 1].output_spec()
     }
-    /// What calibration chose and how far each layer lands from the float model.
+    /// Input features (columns of the f32 input).
+    pub fn input_features(&self) -> usize {
+        self.input_spec().cols
+    }
+    /// Output features (columns of the f32 output).
+    pub fn output_features(&self) -> usize {
+        self.output_spec().cols
+    }
+    /// What calibration chose and how far each layer lands from the float model; `None` for
+    /// a model not built by [`QuantizedModel::calibrate`] (loaded, or from stages).
     pub fn report(&self) -> Option<&CalibrationReport> {
         self.report.as_ref()
     }
@@ -621,7 +761,7 @@ impl CalibrationReport {
         let mut layers = Vec::new();
         let mut index = 0;
         for (stage, out) in model.stages.iter().zip(&trace) {
-            let Stage::Linear(l) = stage else { continue };
+            let Some(l) = stage.as_linear() else { continue };
             let expected = &float_trace[index];
             let got = out.to_f32();
             let (mut signal, mut noise, mut max_abs) = (0.0f64, 0.0f64, 0.0f32);

@@ -11,11 +11,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
-use crate::gpu::dynamic::DynamicQuantizer;
-use crate::gpu::quantize::Quantizer;
 use crate::io::{SafeTensorsFile, SafeTensorsWriter};
 use crate::nn::linear::{BiasMode, InputSpec, Linear, LinearParts, OutputSpec};
-use crate::nn::model::{QuantMode, QuantizedModel, Stage};
+use crate::nn::model::{QuantMode, QuantizedModel, Stage, StageKind};
 use crate::quant::convention::Convention;
 use crate::quant::epilogue::Activation;
 use crate::quant::fixed_point::FixedPointRounding;
@@ -164,6 +162,38 @@ fn put_params(
     Ok(())
 }
 
+/// FNV-1a, 64 bits: a check that a saved model was not corrupted or edited (not a
+/// cryptographic signature).
+fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The checksum over every tensor's name, dtype, shape and bytes and every metadata entry
+/// but the checksum itself.
+fn checksum(file: &SafeTensorsFile) -> Result<String> {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for name in file.names() {
+        h = fnv1a(h, name.as_bytes());
+        h = fnv1a(h, file.dtype(&name)?.as_bytes());
+        for &d in file.shape(&name)? {
+            h = fnv1a(h, &(d as u64).to_le_bytes());
+        }
+    }
+    h = fnv1a(h, file.data_section());
+    let mut meta: Vec<(&String, &String)> = file
+        .metadata()
+        .map(|m| m.iter().filter(|(k, _)| *k != "checksum").collect())
+        .unwrap_or_default();
+    meta.sort();
+    for (k, v) in meta {
+        h = fnv1a(fnv1a(h, k.as_bytes()), &[0]);
+        h = fnv1a(fnv1a(h, v.as_bytes()), &[0]);
+    }
+    Ok(format!("fnv1a64:{h:016x}"))
+}
+
 struct Reader<'a> {
     file: &'a SafeTensorsFile,
     meta: &'a HashMap<String, String>,
@@ -233,36 +263,33 @@ impl QuantizedModel {
         let mut kinds = Vec::new();
         for (i, stage) in self.stages().iter().enumerate() {
             let prefix = format!("stage.{i}");
-            match stage {
-                Stage::Quantize {
+            match &stage.0 {
+                StageKind::Quantize {
+                    quantizer,
                     params,
-                    cols,
                     convention,
-                    ..
                 } => {
                     kinds.push("quantize");
-                    meta.push((format!("{prefix}.cols"), cols.to_string()));
+                    meta.push((format!("{prefix}.cols"), quantizer.cols().to_string()));
                     meta.push((
                         format!("{prefix}.convention"),
                         convention_name(*convention).into(),
                     ));
                     put_params(&mut w, &mut meta, &format!("{prefix}.params"), params)?;
                 }
-                Stage::DynamicQuantize {
-                    scheme,
-                    granularity,
-                    cols,
-                    ..
-                } => {
+                StageKind::DynamicQuantize { quantizer } => {
                     kinds.push("dynamic");
-                    meta.push((format!("{prefix}.cols"), cols.to_string()));
-                    meta.push((format!("{prefix}.scheme"), scheme_name(*scheme).into()));
+                    meta.push((format!("{prefix}.cols"), quantizer.cols().to_string()));
+                    meta.push((
+                        format!("{prefix}.scheme"),
+                        scheme_name(quantizer.scheme()).into(),
+                    ));
                     meta.push((
                         format!("{prefix}.granularity"),
-                        granularity_name(*granularity).into(),
+                        granularity_name(quantizer.granularity()).into(),
                     ));
                 }
-                Stage::Linear(l) => {
+                StageKind::Linear(l) => {
                     kinds.push("linear");
                     let p = l.parts();
                     let shape = [p.n, p.k];
@@ -285,6 +312,7 @@ impl QuantizedModel {
                     if let Some(b) = &p.bias {
                         w.add_f32(&format!("{prefix}.bias"), b, &[p.n])?;
                     }
+                    meta.push((format!("{prefix}.has_bias"), p.bias.is_some().to_string()));
                     meta.push((
                         format!("{prefix}.convention"),
                         convention_name(p.convention).into(),
@@ -370,6 +398,8 @@ impl QuantizedModel {
         for (k, v) in meta {
             w.add_metadata(k, v);
         }
+        let sum = checksum(&SafeTensorsFile::from_bytes(w.to_bytes()?)?)?;
+        w.add_metadata("checksum", sum);
         w.to_bytes()
     }
 
@@ -394,6 +424,14 @@ impl QuantizedModel {
     /// [`QuantizedModel::from_stages`].
     pub fn load(ctx: &Context, path: impl AsRef<Path>, max_batch: Option<usize>) -> Result<Self> {
         Self::from_safetensors(ctx, &SafeTensorsFile::load(path)?, max_batch)
+    }
+
+    /// As [`QuantizedModel::load`], from the bytes of a saved model.
+    ///
+    /// # Errors
+    /// As [`QuantizedModel::load`].
+    pub fn from_bytes(ctx: &Context, bytes: Vec<u8>, max_batch: Option<usize>) -> Result<Self> {
+        Self::from_safetensors(ctx, &SafeTensorsFile::from_bytes(bytes)?, max_batch)
     }
 
     /// As [`QuantizedModel::load`], from a file already read.
@@ -422,6 +460,13 @@ impl QuantizedModel {
                 r.meta("format_version")?
             )));
         }
+        let expected = checksum(file)?;
+        if r.meta("checksum")? != expected {
+            return Err(bad(format!(
+                "checksum {:?} does not match the content ({expected}): the file was corrupted or edited",
+                r.meta("checksum")?
+            )));
+        }
         let convention = parse_convention(r.meta("convention")?)?;
         let max_batch = match max_batch {
             Some(m) => m,
@@ -444,29 +489,13 @@ impl QuantizedModel {
                     let params = r.params(&key("params"))?;
                     let cols = r.usize(&key("cols"))?;
                     let stage_convention = parse_convention(r.meta(&key("convention"))?)?;
-                    Stage::Quantize {
-                        quantizer: Quantizer::new(ctx, stage_convention, &params, max_batch, cols)?,
-                        params,
-                        convention: stage_convention,
-                        cols,
-                    }
+                    Stage::quantize(ctx, stage_convention, params, max_batch, cols)?
                 }
                 "dynamic" => {
                     let scheme = parse_scheme(r.meta(&key("scheme"))?)?;
                     let granularity = parse_granularity(r.meta(&key("granularity"))?)?;
                     let cols = r.usize(&key("cols"))?;
-                    Stage::DynamicQuantize {
-                        quantizer: DynamicQuantizer::new(
-                            ctx,
-                            scheme,
-                            granularity,
-                            max_batch,
-                            cols,
-                        )?,
-                        scheme,
-                        granularity,
-                        cols,
-                    }
+                    Stage::dynamic_quantize(ctx, scheme, granularity, max_batch, cols)?
                 }
                 "linear" => {
                     let name = key("weight");
@@ -483,10 +512,10 @@ impl QuantizedModel {
                         QType::I8 => bytemuck::cast_slice(&file.get_i8(&name, &[n, k])?).to_vec(),
                         QType::U8 => file.get_u8(&name, &[n, k])?,
                     };
-                    let bias = if file.contains(&key("bias")) {
-                        Some(file.get_f32(&key("bias"), &[n])?)
-                    } else {
-                        None
+                    let bias = match r.meta(&key("has_bias"))? {
+                        "true" => Some(file.get_f32(&key("bias"), &[n])?),
+                        "false" => None,
+                        s => return Err(bad(format!("{prefix}.has_bias = {s:?}"))),
                     };
                     let input = match r.meta(&key("input"))? {
                         "static" => InputSpec::Static(r.params(&key("input_params"))?),
@@ -524,7 +553,7 @@ impl QuantizedModel {
                             s => return Err(bad(format!("{prefix}.rounding = {s:?}"))),
                         },
                     };
-                    Stage::Linear(Box::new(Linear::from_parts(ctx, parts)?))
+                    Stage::linear(Linear::from_parts(ctx, parts)?)
                 }
                 other => return Err(bad(format!("unknown stage kind {other:?}"))),
             });

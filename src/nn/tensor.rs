@@ -343,6 +343,13 @@ impl Tensor {
                 let words = pack_bytes(bytes, rows, cols)?;
                 let mut t = Self::new(ctx, host.spec.clone(), rows)?;
                 t.write_words(ctx, &words, rows)?;
+                if t.row_params.is_none() && !row_params.is_empty() {
+                    return Err(Error::TensorMismatch {
+                        what: "host tensor row params".into(),
+                        expected: format!("none for {}", host.spec.describe()),
+                        found: format!("{} row params", row_params.len()),
+                    });
+                }
                 if let Some(buffer) = &t.row_params {
                     if row_params.len() != rows {
                         return Err(Error::LengthMismatch {
