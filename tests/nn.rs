@@ -432,11 +432,11 @@ fn saved_models_load_to_identical_outputs() {
     }
     // Not a model, and a model cut short: typed errors.
     let bytes = {
-        let mut w = wgpu_quant::io::SafeTensorsWriter::new();
+        let mut w = SafeTensorsWriter::new();
         w.add_f32("x", &[1.0], &[1]).unwrap();
         w.to_bytes().unwrap()
     };
-    let file = wgpu_quant::io::SafeTensorsFile::from_bytes(bytes).unwrap();
+    let file = SafeTensorsFile::from_bytes(bytes).unwrap();
     assert!(matches!(
         QuantizedModel::from_safetensors(ctx, &file, None),
         Err(Error::Format(_))
@@ -445,7 +445,7 @@ fn saved_models_load_to_identical_outputs() {
         QuantizedModel::calibrate(ctx, &float, &samples, 64, &QuantConfig::static_int8()).unwrap();
     let full = model.to_safetensors().unwrap();
     for cut in [8, full.len() / 2, full.len() - 1] {
-        let r = wgpu_quant::io::SafeTensorsFile::from_bytes(full[..cut].to_vec());
+        let r = SafeTensorsFile::from_bytes(full[..cut].to_vec());
         assert!(r.is_err(), "a file cut at {cut} bytes was accepted");
     }
     std::fs::remove_dir_all(&dir).ok();
