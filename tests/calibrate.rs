@@ -747,3 +747,39 @@ fn per_call_collection_fails_at_observe_time() {
     obs.end_call();
     assert_eq!(obs.ranges().unwrap(), before);
 }
+
+/// torch's `_non_linear_param_search` ends in f32 tensor arithmetic:
+/// `bw = (max - min) / bins`, `new_min = min + bw * start`, `new_max = min + bw * (end + 1)`.
+/// The range must be exactly that for some `start <= end`, and on some data the f64 form of
+/// the same step differs (the crate used to compute it in f64: an ulp off).
+#[test]
+fn histogram_l2_final_range_is_torchs_f32_arithmetic() {
+    let bins = 2048usize;
+    let mut differs = 0;
+    for seed in 0..12u64 {
+        let mut rng = Rng::new(100 + seed);
+        let scale = 0.37 + seed as f32 * 1.13;
+        let mut data = rng.normals(6000, scale);
+        data.push(-3.3 * scale - 0.01 * seed as f32);
+        data.push(2.9 * scale + 0.07);
+        let one = std::slice::from_ref(&data);
+        let (min, max) = observe_all(MinMax::new(), one);
+        let (lo, hi) = observe_all(HistogramL2::torch_default(), one);
+        let bw = (max - min) / bins as f32;
+        let f32_at = |i: usize| min + bw * i as f32;
+        let f64_at = |i: usize| {
+            let (a, b) = (f64::from(min), f64::from(max));
+            (a + (b - a) / bins as f64 * i as f64) as f32
+        };
+        let start = (0..bins).find(|&i| f32_at(i) == lo);
+        let end1 = (1..=bins).find(|&i| f32_at(i) == hi);
+        let (Some(start), Some(end1)) = (start, end1) else {
+            panic!("seed {seed}: [{lo}, {hi}] is not torch's f32 range over [{min}, {max}]");
+        };
+        assert!(start < end1, "seed {seed}");
+        if f64_at(start) != lo || f64_at(end1) != hi {
+            differs += 1;
+        }
+    }
+    assert!(differs > 0, "no case tells f32 from f64; pick other data");
+}

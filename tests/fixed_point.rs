@@ -192,6 +192,40 @@ mod wide_twin {
         }
     }
 
+    /// Outside the shader's domain (never sent to a kernel: `validate` refuses it) the twin
+    /// returns the normative result instead of panicking on a wrapped shift.
+    #[test]
+    fn outside_the_kernel_domain_the_twin_is_the_normative_function() {
+        use wgpu_quant::reference::wide::{power_of_two_wide, rdbpot, shift_right_wide};
+        for x in [i32::MIN, -7, -1, 0, 1, 7, i32::MAX] {
+            for m0 in [i32::MIN, -1, 0, 1, 1 << 30, i32::MAX] {
+                for shift in [i32::MIN, -64, -32, -31, 0, 30, 31, 32, 40, 64, i32::MAX] {
+                    let m = QuantizedMultiplier { m0, shift };
+                    assert_eq!(
+                        mbqm_single(x, m0, shift),
+                        multiply_by_quantized_multiplier(x, m, FixedPointRounding::Single),
+                        "{x} {m0} {shift}"
+                    );
+                    assert_eq!(
+                        mbqm_double(x, m0, shift),
+                        multiply_by_quantized_multiplier(x, m, FixedPointRounding::Double),
+                        "{x} {m0} {shift}"
+                    );
+                }
+            }
+            for e in [32, 40, 63, 64, u32::MAX] {
+                assert_eq!(
+                    rdbpot(x, e),
+                    wgpu_quant::quant::fixed_point::rounding_divide_by_pot(x, e)
+                );
+            }
+        }
+        assert_eq!(power_of_two_wide(63), [0, 1 << 31]);
+        assert_eq!(power_of_two_wide(64), [0, 0]);
+        assert_eq!(shift_right_wide([5, 0], 0), [5, 0]);
+        assert_eq!(shift_right_wide([5, u32::MAX], 64), [u32::MAX, u32::MAX]);
+    }
+
     #[test]
     fn extremes() {
         for x in [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX] {
