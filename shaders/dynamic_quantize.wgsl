@@ -106,7 +106,10 @@ fn range_params(hi_bits: u32, neg_bits: u32) -> vec2<u32> {
     // formula: qmin - 0 / 1 = qmin.
     var scale_bits = bitcast<u32>(1.0);
     if hi_bits != 0u || neg_bits != 0u {
-        let width = add_nonneg_f32_exact_bits(hi_bits, neg_bits);
+        // A range wider than f32 (max - min rounds to +Inf) saturates its width to f32::MAX,
+        // so the scale stays finite (twin: src/reference/dynamic.rs `dynamic_params`).
+        let sum = add_nonneg_f32_exact_bits(hi_bits, neg_bits);
+        let width = select(sum, 0x7f7fffffu, sum == 0x7f800000u);
         scale_bits = div_f32_exact_bits(width, bitcast<u32>(f32(qmax - qmin)));
     }
     // lo = -min(0, min x); +0.0 (not -0.0) when no value was negative.

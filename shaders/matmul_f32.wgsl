@@ -24,6 +24,12 @@ struct MatmulF32Uniforms {
     // The activation clamp [lo, hi]; -Inf and +Inf when there is none.
     lo: f32,
     hi: f32,
+    // Activations and outputs above the binding limit are split along M; each part is bound
+    // from an aligned offset and these are the floats left over before its first row.
+    a_offset: u32,
+    out_offset: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> uniforms: MatmulF32Uniforms;
@@ -72,7 +78,7 @@ fn matmul_f32(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a_base: array<u32, TILE_M>;
     var w_base: array<u32, 4>;
     for (var i = 0u; i < TILE_M; i++) {
-        a_base[i] = min(row0 + i, m - 1u) * k;
+        a_base[i] = uniforms.a_offset + min(row0 + i, m - 1u) * k;
     }
     for (var j = 0u; j < 4u; j++) {
         w_base[j] = min(col0 + j, n - 1u) * uniforms.w_stride;
@@ -149,7 +155,7 @@ fn matmul_f32(@builtin(global_invocation_id) gid: vec3<u32>) {
             // The clamp with select: NaN fails both comparisons and passes through.
             v = select(v, uniforms.lo, v < uniforms.lo);
             v = select(v, uniforms.hi, v > uniforms.hi);
-            out[r * uniforms.n_total + uniforms.col_offset + c] = v;
+            out[uniforms.out_offset + r * uniforms.n_total + uniforms.col_offset + c] = v;
         }
     }
 }

@@ -18,6 +18,7 @@
 //   ROW_SUMS: accumulate Σa per row (needed only when a weight zero point is not 0 in the
 //   I8 domain; symmetric weights skip it)
 //   VEC4: 16-byte loads (`loads` maps to loads/vec4), when rows are whole vec4s
+//   DOT4_POLYFILL: dot products from unpacked i32 multiply-adds instead of dot4I8Packed
 #import common/wide
 #import common/pack
 #import common/quantize
@@ -147,6 +148,20 @@ fn requant_value(acc: i32, ch: ChannelParams) -> i32 {
     return clamp(bounded + zp, uniforms.clamp_min, uniforms.clamp_max);
 }
 
+// The packed signed dot product. With DOT4_POLYFILL (the context's self-test found the
+// driver's dot4I8Packed wrong, or the caller forced the fallback) the same sum from four
+// sign-extended byte products in i32: both are exact, so both give the same bits.
+fn dot4(a: u32, b: u32) -> i32 {
+    if DOT4_POLYFILL {
+        let p0 = (bitcast<i32>(a << 24u) >> 24u) * (bitcast<i32>(b << 24u) >> 24u);
+        let p1 = (bitcast<i32>(a << 16u) >> 24u) * (bitcast<i32>(b << 16u) >> 24u);
+        let p2 = (bitcast<i32>(a << 8u) >> 24u) * (bitcast<i32>(b << 8u) >> 24u);
+        let p3 = (bitcast<i32>(a) >> 24u) * (bitcast<i32>(b) >> 24u);
+        return p0 + p1 + p2 + p3;
+    }
+    return dot4I8Packed(a, b);
+}
+
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col0 = gid.x * 4u;
@@ -186,27 +201,27 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
             let y1 = load4_w(w_base[1] + word);
             let y2 = load4_w(w_base[2] + word);
             let y3 = load4_w(w_base[3] + word);
-            c00 += dot4I8Packed(x0.x, y0.x) + dot4I8Packed(x0.y, y0.y) + dot4I8Packed(x0.z, y0.z) + dot4I8Packed(x0.w, y0.w);
-            c01 += dot4I8Packed(x0.x, y1.x) + dot4I8Packed(x0.y, y1.y) + dot4I8Packed(x0.z, y1.z) + dot4I8Packed(x0.w, y1.w);
-            c02 += dot4I8Packed(x0.x, y2.x) + dot4I8Packed(x0.y, y2.y) + dot4I8Packed(x0.z, y2.z) + dot4I8Packed(x0.w, y2.w);
-            c03 += dot4I8Packed(x0.x, y3.x) + dot4I8Packed(x0.y, y3.y) + dot4I8Packed(x0.z, y3.z) + dot4I8Packed(x0.w, y3.w);
-            c10 += dot4I8Packed(x1.x, y0.x) + dot4I8Packed(x1.y, y0.y) + dot4I8Packed(x1.z, y0.z) + dot4I8Packed(x1.w, y0.w);
-            c11 += dot4I8Packed(x1.x, y1.x) + dot4I8Packed(x1.y, y1.y) + dot4I8Packed(x1.z, y1.z) + dot4I8Packed(x1.w, y1.w);
-            c12 += dot4I8Packed(x1.x, y2.x) + dot4I8Packed(x1.y, y2.y) + dot4I8Packed(x1.z, y2.z) + dot4I8Packed(x1.w, y2.w);
-            c13 += dot4I8Packed(x1.x, y3.x) + dot4I8Packed(x1.y, y3.y) + dot4I8Packed(x1.z, y3.z) + dot4I8Packed(x1.w, y3.w);
-            c20 += dot4I8Packed(x2.x, y0.x) + dot4I8Packed(x2.y, y0.y) + dot4I8Packed(x2.z, y0.z) + dot4I8Packed(x2.w, y0.w);
-            c21 += dot4I8Packed(x2.x, y1.x) + dot4I8Packed(x2.y, y1.y) + dot4I8Packed(x2.z, y1.z) + dot4I8Packed(x2.w, y1.w);
-            c22 += dot4I8Packed(x2.x, y2.x) + dot4I8Packed(x2.y, y2.y) + dot4I8Packed(x2.z, y2.z) + dot4I8Packed(x2.w, y2.w);
-            c23 += dot4I8Packed(x2.x, y3.x) + dot4I8Packed(x2.y, y3.y) + dot4I8Packed(x2.z, y3.z) + dot4I8Packed(x2.w, y3.w);
-            c30 += dot4I8Packed(x3.x, y0.x) + dot4I8Packed(x3.y, y0.y) + dot4I8Packed(x3.z, y0.z) + dot4I8Packed(x3.w, y0.w);
-            c31 += dot4I8Packed(x3.x, y1.x) + dot4I8Packed(x3.y, y1.y) + dot4I8Packed(x3.z, y1.z) + dot4I8Packed(x3.w, y1.w);
-            c32 += dot4I8Packed(x3.x, y2.x) + dot4I8Packed(x3.y, y2.y) + dot4I8Packed(x3.z, y2.z) + dot4I8Packed(x3.w, y2.w);
-            c33 += dot4I8Packed(x3.x, y3.x) + dot4I8Packed(x3.y, y3.y) + dot4I8Packed(x3.z, y3.z) + dot4I8Packed(x3.w, y3.w);
+            c00 += dot4(x0.x, y0.x) + dot4(x0.y, y0.y) + dot4(x0.z, y0.z) + dot4(x0.w, y0.w);
+            c01 += dot4(x0.x, y1.x) + dot4(x0.y, y1.y) + dot4(x0.z, y1.z) + dot4(x0.w, y1.w);
+            c02 += dot4(x0.x, y2.x) + dot4(x0.y, y2.y) + dot4(x0.z, y2.z) + dot4(x0.w, y2.w);
+            c03 += dot4(x0.x, y3.x) + dot4(x0.y, y3.y) + dot4(x0.z, y3.z) + dot4(x0.w, y3.w);
+            c10 += dot4(x1.x, y0.x) + dot4(x1.y, y0.y) + dot4(x1.z, y0.z) + dot4(x1.w, y0.w);
+            c11 += dot4(x1.x, y1.x) + dot4(x1.y, y1.y) + dot4(x1.z, y1.z) + dot4(x1.w, y1.w);
+            c12 += dot4(x1.x, y2.x) + dot4(x1.y, y2.y) + dot4(x1.z, y2.z) + dot4(x1.w, y2.w);
+            c13 += dot4(x1.x, y3.x) + dot4(x1.y, y3.y) + dot4(x1.z, y3.z) + dot4(x1.w, y3.w);
+            c20 += dot4(x2.x, y0.x) + dot4(x2.y, y0.y) + dot4(x2.z, y0.z) + dot4(x2.w, y0.w);
+            c21 += dot4(x2.x, y1.x) + dot4(x2.y, y1.y) + dot4(x2.z, y1.z) + dot4(x2.w, y1.w);
+            c22 += dot4(x2.x, y2.x) + dot4(x2.y, y2.y) + dot4(x2.z, y2.z) + dot4(x2.w, y2.w);
+            c23 += dot4(x2.x, y3.x) + dot4(x2.y, y3.y) + dot4(x2.z, y3.z) + dot4(x2.w, y3.w);
+            c30 += dot4(x3.x, y0.x) + dot4(x3.y, y0.y) + dot4(x3.z, y0.z) + dot4(x3.w, y0.w);
+            c31 += dot4(x3.x, y1.x) + dot4(x3.y, y1.y) + dot4(x3.z, y1.z) + dot4(x3.w, y1.w);
+            c32 += dot4(x3.x, y2.x) + dot4(x3.y, y2.y) + dot4(x3.z, y2.z) + dot4(x3.w, y2.w);
+            c33 += dot4(x3.x, y3.x) + dot4(x3.y, y3.y) + dot4(x3.z, y3.z) + dot4(x3.w, y3.w);
             if ROW_SUMS {
-                s0 += dot4I8Packed(x0.x, ONES) + dot4I8Packed(x0.y, ONES) + dot4I8Packed(x0.z, ONES) + dot4I8Packed(x0.w, ONES);
-                s1 += dot4I8Packed(x1.x, ONES) + dot4I8Packed(x1.y, ONES) + dot4I8Packed(x1.z, ONES) + dot4I8Packed(x1.w, ONES);
-                s2 += dot4I8Packed(x2.x, ONES) + dot4I8Packed(x2.y, ONES) + dot4I8Packed(x2.z, ONES) + dot4I8Packed(x2.w, ONES);
-                s3 += dot4I8Packed(x3.x, ONES) + dot4I8Packed(x3.y, ONES) + dot4I8Packed(x3.z, ONES) + dot4I8Packed(x3.w, ONES);
+                s0 += dot4(x0.x, ONES) + dot4(x0.y, ONES) + dot4(x0.z, ONES) + dot4(x0.w, ONES);
+                s1 += dot4(x1.x, ONES) + dot4(x1.y, ONES) + dot4(x1.z, ONES) + dot4(x1.w, ONES);
+                s2 += dot4(x2.x, ONES) + dot4(x2.y, ONES) + dot4(x2.z, ONES) + dot4(x2.w, ONES);
+                s3 += dot4(x3.x, ONES) + dot4(x3.y, ONES) + dot4(x3.z, ONES) + dot4(x3.w, ONES);
             }
         }
         acc[0] = array<i32, 4>(c00, c01, c02, c03);
@@ -233,13 +248,13 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
             let y1 = load_w(w_base[1] + word);
             let y2 = load_w(w_base[2] + word);
             let y3 = load_w(w_base[3] + word);
-            c00 += dot4I8Packed(x0, y0); c01 += dot4I8Packed(x0, y1); c02 += dot4I8Packed(x0, y2); c03 += dot4I8Packed(x0, y3);
-            c10 += dot4I8Packed(x1, y0); c11 += dot4I8Packed(x1, y1); c12 += dot4I8Packed(x1, y2); c13 += dot4I8Packed(x1, y3);
-            c20 += dot4I8Packed(x2, y0); c21 += dot4I8Packed(x2, y1); c22 += dot4I8Packed(x2, y2); c23 += dot4I8Packed(x2, y3);
-            c30 += dot4I8Packed(x3, y0); c31 += dot4I8Packed(x3, y1); c32 += dot4I8Packed(x3, y2); c33 += dot4I8Packed(x3, y3);
+            c00 += dot4(x0, y0); c01 += dot4(x0, y1); c02 += dot4(x0, y2); c03 += dot4(x0, y3);
+            c10 += dot4(x1, y0); c11 += dot4(x1, y1); c12 += dot4(x1, y2); c13 += dot4(x1, y3);
+            c20 += dot4(x2, y0); c21 += dot4(x2, y1); c22 += dot4(x2, y2); c23 += dot4(x2, y3);
+            c30 += dot4(x3, y0); c31 += dot4(x3, y1); c32 += dot4(x3, y2); c33 += dot4(x3, y3);
             if ROW_SUMS {
-                s0 += dot4I8Packed(x0, ONES); s1 += dot4I8Packed(x1, ONES);
-                s2 += dot4I8Packed(x2, ONES); s3 += dot4I8Packed(x3, ONES);
+                s0 += dot4(x0, ONES); s1 += dot4(x1, ONES);
+                s2 += dot4(x2, ONES); s3 += dot4(x3, ONES);
             }
         }
         acc[0] = array<i32, 4>(c00, c01, c02, c03);
@@ -264,11 +279,11 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var i = 0u; i < TILE_M; i++) {
                 let x = av[i];
                 if ROW_SUMS {
-                    sum_a[i] += dot4I8Packed(x.x, ONES) + dot4I8Packed(x.y, ONES) + dot4I8Packed(x.z, ONES) + dot4I8Packed(x.w, ONES);
+                    sum_a[i] += dot4(x.x, ONES) + dot4(x.y, ONES) + dot4(x.z, ONES) + dot4(x.w, ONES);
                 }
                 for (var j = 0u; j < 4u; j++) {
                     let y = wv[j];
-                    acc[i][j] += dot4I8Packed(x.x, y.x) + dot4I8Packed(x.y, y.y) + dot4I8Packed(x.z, y.z) + dot4I8Packed(x.w, y.w);
+                    acc[i][j] += dot4(x.x, y.x) + dot4(x.y, y.y) + dot4(x.z, y.z) + dot4(x.w, y.w);
                 }
             }
         }
@@ -284,10 +299,10 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             for (var i = 0u; i < TILE_M; i++) {
                 if ROW_SUMS {
-                    sum_a[i] += dot4I8Packed(av[i], ONES);
+                    sum_a[i] += dot4(av[i], ONES);
                 }
                 for (var j = 0u; j < 4u; j++) {
-                    acc[i][j] += dot4I8Packed(av[i], wv[j]);
+                    acc[i][j] += dot4(av[i], wv[j]);
                 }
             }
         }

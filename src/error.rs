@@ -174,6 +174,23 @@ pub enum Error {
         /// Rows it was built for.
         capacity: usize,
     },
+    /// A caller's buffer cannot be used by this context: destroyed, or created on another
+    /// device.
+    #[error("{what} buffer cannot be used: {reason}")]
+    BufferUnusable {
+        /// Which buffer.
+        what: String,
+        /// Why (destroyed, another device, or wgpu's message).
+        reason: String,
+    },
+    /// One buffer passed for two bindings that must not overlap (an op's input and output).
+    #[error("{first} and {second} are the same buffer; they must be distinct")]
+    BufferAliasing {
+        /// The first role.
+        first: String,
+        /// The second role.
+        second: String,
+    },
     /// A size computed from a shape does not fit the integer type that must hold it.
     #[error("size overflow: {what}")]
     SizeOverflow {

@@ -88,9 +88,9 @@ fn dot4_encodes_into_the_callers_encoder() {
     ));
     assert!(matches!(
         kernel.encode(&ctx, &mut encoder, &a, &b, &out, 4),
-        Err(wgpu_quant::Error::ShapeMismatch {
-            expected: 16,
-            got: 12,
+        Err(wgpu_quant::Error::BufferTooSmall {
+            needed: 16,
+            size: 12,
             ..
         })
     ));

@@ -4,6 +4,57 @@
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
 
+/// Runs `f` on the device inside validation, out-of-memory and internal error scopes (wgpu's
+/// scopes are per thread, so only this call's errors are caught) and returns its value, or
+/// the first error as [`Error::Gpu`] prefixed with `what`. Every bind group, pipeline and
+/// buffer the crate creates goes through it, so a wgpu error is a typed error, never wgpu's
+/// default handler (which panics).
+///
+/// # Errors
+/// [`Error::DeviceLost`] before or after; [`Error::Gpu`] for an error `f` caused.
+pub fn captured<T>(ctx: &Context, what: &str, f: impl FnOnce(&wgpu::Device) -> T) -> Result<T> {
+    ctx.check_alive()?;
+    let device = ctx.device();
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let value = f(device);
+    let errors = [
+        pollster::block_on(validation.pop()).map(|e| format!("{what}: {e}")),
+        pollster::block_on(oom.pop()).map(|e| format!("{what}: out of memory: {e}")),
+        pollster::block_on(internal.pop()).map(|e| format!("{what}: internal error: {e}")),
+    ];
+    if let Some(message) = errors.into_iter().flatten().next() {
+        return Err(Error::Gpu(message));
+    }
+    ctx.check_alive()?;
+    Ok(value)
+}
+
+/// `bytes` rounded up to whole words (at least one), checked against `max_buffer_size`
+/// *before* rounding so a request of exactly the limit is allowed and one near `u64::MAX`
+/// cannot wrap to a small buffer.
+fn buffer_size(ctx: &Context, label: &str, bytes: u64) -> Result<u64> {
+    let max = ctx.device().limits().max_buffer_size;
+    let too_big = || {
+        Error::Unsupported(format!(
+            "{label}: {bytes} bytes exceed max_buffer_size = {max}"
+        ))
+    };
+    if bytes > max {
+        return Err(too_big());
+    }
+    let rounded = bytes
+        .max(4)
+        .checked_next_multiple_of(4)
+        .ok_or_else(too_big)?;
+    // A limit that is not a multiple of 4 could be passed by rounding: refuse instead.
+    if rounded > max {
+        return Err(too_big());
+    }
+    Ok(rounded)
+}
+
 /// Uploads `data` into a new buffer with `usage`, catching out-of-memory and validation
 /// errors and checking `max_buffer_size`.
 ///
@@ -24,37 +75,26 @@ pub fn upload<T: bytemuck::Pod>(
     } else {
         bytes
     };
-    let max = ctx.device().limits().max_buffer_size;
-    if contents.len() as u64 > max {
-        return Err(Error::Unsupported(format!(
-            "{label}: {} bytes exceed max_buffer_size = {max}",
-            contents.len()
-        )));
-    }
-    ctx.check_alive()?;
-    let device = ctx.device();
-    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let len = u64::try_from(contents.len()).map_err(|_| Error::SizeOverflow {
+        what: format!("{label}: {} bytes exceed u64", contents.len()),
+    })?;
+    let size = buffer_size(ctx, label, len)?;
     // Not DeviceExt::create_buffer_init: it panics when the mapping fails (a lost device);
     // here that is a typed error.
-    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: contents.len().next_multiple_of(4) as u64,
-        usage,
-        mapped_at_creation: true,
-    });
-    let mapped = buffer.slice(..).get_mapped_range_mut().map(|mut view| {
-        view.slice(..contents.len()).copy_from_slice(contents);
-    });
-    buffer.unmap();
-    if let Some(e) = pollster::block_on(validation.pop()) {
-        return Err(Error::Gpu(format!("{label}: {e}")));
-    }
-    if let Some(e) = pollster::block_on(oom.pop()) {
-        return Err(Error::Gpu(format!("{label}: out of memory: {e}")));
-    }
+    let (buffer, mapped) = captured(ctx, label, |device| {
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: true,
+        });
+        let mapped = buffer.slice(..).get_mapped_range_mut().map(|mut view| {
+            view.slice(..contents.len()).copy_from_slice(contents);
+        });
+        buffer.unmap();
+        (buffer, mapped)
+    })?;
     mapped.map_err(|e| Error::Gpu(format!("{label}: mapping the new buffer: {e}")))?;
-    ctx.check_alive()?;
     Ok(buffer)
 }
 
@@ -69,43 +109,30 @@ pub fn create(
     usage: wgpu::BufferUsages,
 ) -> Result<wgpu::Buffer> {
     ctx.check_alive()?;
-    let bytes = bytes.max(4).next_multiple_of(4);
-    let max = ctx.device().limits().max_buffer_size;
-    if bytes > max {
-        return Err(Error::Unsupported(format!(
-            "{label}: {bytes} bytes exceed max_buffer_size = {max}"
-        )));
-    }
-    let device = ctx.device();
-    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: bytes,
-        usage,
-        mapped_at_creation: false,
-    });
-    if let Some(e) = pollster::block_on(validation.pop()) {
-        return Err(Error::Gpu(format!("{label}: {e}")));
-    }
-    if let Some(e) = pollster::block_on(oom.pop()) {
-        return Err(Error::Gpu(format!("{label}: out of memory: {e}")));
-    }
-    Ok(buffer)
+    let size = buffer_size(ctx, label, bytes)?;
+    captured(ctx, label, |device| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    })
 }
 
 /// Checks a caller's buffer: `STORAGE` usage and size (ops that split large tensors call
-/// this; the others call [`check_storage`], which also checks the binding limit).
+/// this; the others call [`check_storage`], which also checks the binding limit), and that
+/// this context's device can use it ([`check_usable`]).
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for missing usage, [`Error::BufferTooSmall`] when too small.
+/// [`Error::InvalidConfig`] for missing usage, [`Error::BufferTooSmall`] when too small,
+/// [`Error::BufferUnusable`] for a destroyed buffer or one of another device.
 pub fn check_buffer(
     ctx: &Context,
     what: &str,
     buffer: &wgpu::Buffer,
     bytes_needed: u64,
 ) -> Result<()> {
-    let _ = ctx;
     let usage = wgpu::BufferUsages::STORAGE;
     if !buffer.usage().contains(usage) {
         return Err(Error::InvalidConfig {
@@ -119,6 +146,91 @@ pub fn check_buffer(
             what: what.to_string(),
             needed: bytes_needed,
             size: buffer.size(),
+        });
+    }
+    check_usable(ctx, what, buffer)
+}
+
+/// Checks that `ctx`'s device can bind `buffer`: wgpu exposes neither a buffer's device
+/// nor whether it was destroyed, so the buffer is bound to a one-entry probe layout inside
+/// an error scope, and wgpu's verdict becomes a typed error here, before anything is
+/// recorded (a cached bind group would otherwise carry a destroyed buffer to the caller's
+/// submit).
+///
+/// # Errors
+/// [`Error::BufferUnusable`] naming `what` and the reason (destroyed, another device, or
+/// wgpu's message); [`Error::DeviceLost`].
+pub fn check_usable(ctx: &Context, what: &str, buffer: &wgpu::Buffer) -> Result<()> {
+    if buffer.size() < 4 || !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+        // Nothing a kernel can bind; the size and usage checks speak for it.
+        return Ok(());
+    }
+    let layout = ctx.probe_layout()?;
+    let bind = || {
+        captured(ctx, "buffer check", |device| {
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("wgpu-quant buffer probe"),
+                layout: &layout,
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(4),
+                    }),
+                }],
+            })
+        })
+    };
+    // A buffer of another wgpu instance makes wgpu-core panic while looking its id up (an
+    // index into this instance's registry); its locks do not poison and its error scopes
+    // pop cleanly while unwinding, so the panic is caught here and becomes a typed error.
+    let probe =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(bind)).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(Error::Gpu(format!(
+                "another wgpu instance's device: wgpu could not look it up ({message})"
+            )))
+        });
+    match probe {
+        Ok(_) => Ok(()),
+        Err(Error::Gpu(message)) => Err(Error::BufferUnusable {
+            what: what.to_string(),
+            reason: unusable_reason(&message),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// The reason in wgpu's message, in words.
+fn unusable_reason(message: &str) -> String {
+    let lower = message.to_lowercase();
+    if lower.contains("destroyed") {
+        "it has been destroyed".to_string()
+    } else if lower.contains("doesn't match") || lower.contains("device") {
+        format!("it belongs to another device ({})", one_line(message))
+    } else {
+        one_line(message)
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// [`Error::BufferAliasing`] when two bindings that must be distinct are the same buffer.
+///
+/// # Errors
+/// [`Error::BufferAliasing`] naming both roles.
+pub fn check_distinct(first: (&str, &wgpu::Buffer), second: (&str, &wgpu::Buffer)) -> Result<()> {
+    if first.1 == second.1 {
+        return Err(Error::BufferAliasing {
+            first: first.0.to_string(),
+            second: second.0.to_string(),
         });
     }
     Ok(())
@@ -150,10 +262,19 @@ pub fn check_storage(
 /// `gid.x + gid.y * dispatch_width`.
 ///
 /// # Errors
-/// [`Error::Unsupported`] when even a 2-D grid exceeds the adapter's dispatch limit.
+/// [`Error::InvalidConfig`] for a workgroup size of 0; [`Error::Unsupported`] when even a 2-D
+/// grid exceeds the adapter's dispatch limit, or the dispatch width (invocations per grid
+/// row) does not fit the kernel's `u32`.
 pub fn grid(ctx: &Context, invocations: u64, workgroup: u32) -> Result<(u32, u32, u32)> {
+    if workgroup == 0 {
+        return Err(Error::InvalidConfig {
+            what: "workgroup size".into(),
+            value: "0".into(),
+            reason: "a dispatch needs at least one invocation per workgroup".into(),
+        });
+    }
     let groups = invocations.div_ceil(u64::from(workgroup)).max(1);
-    let max = u64::from(ctx.device().limits().max_compute_workgroups_per_dimension);
+    let max = u64::from(ctx.device().limits().max_compute_workgroups_per_dimension).max(1);
     let x = groups.min(max);
     let y = groups.div_ceil(x);
     if y > max {
@@ -161,7 +282,16 @@ pub fn grid(ctx: &Context, invocations: u64, workgroup: u32) -> Result<(u32, u32
             "{invocations} invocations need {groups} workgroups, above {max} x {max}"
         )));
     }
-    Ok((x as u32, y as u32, (x * u64::from(workgroup)) as u32))
+    let width = x
+        .checked_mul(u64::from(workgroup))
+        .and_then(|w| u32::try_from(w).ok())
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "a grid row of {x} workgroups of {workgroup} invocations exceeds u32 indexing"
+            ))
+        })?;
+    // x and y are at most `max`, a u32.
+    Ok((x as u32, y as u32, width))
 }
 
 /// Reads back the first `bytes` bytes (a multiple of 4) of a `COPY_SRC` buffer, blocking.
@@ -178,14 +308,10 @@ pub fn read_blocking(ctx: &Context, source: &wgpu::Buffer, bytes: u64) -> Result
         bytes,
         wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
     )?;
-    let device = ctx.device();
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let mut encoder = device.create_command_encoder(&Default::default());
-    encoder.copy_buffer_to_buffer(source, 0, &readback, 0, bytes);
-    ctx.queue().submit([encoder.finish()]);
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::Gpu(format!("readback: {e}")));
-    }
+    ctx.submit_blocking("readback", |encoder| {
+        encoder.copy_buffer_to_buffer(source, 0, &readback, 0, bytes);
+        Ok(())
+    })?;
     let slice = readback.slice(..bytes);
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -204,25 +330,43 @@ pub fn read_blocking(ctx: &Context, source: &wgpu::Buffer, bytes: u64) -> Result
     Ok(out)
 }
 
-/// A bind group from buffers bound whole, in binding order.
+/// A bind group from buffers bound whole, in binding order, created inside an error scope.
+///
+/// # Errors
+/// [`Error::Gpu`] for a wgpu validation error (a buffer of another device, destroyed, too
+/// large to bind); [`Error::DeviceLost`].
 pub fn bind_group(
     ctx: &Context,
     label: &str,
     pipeline: &wgpu::ComputePipeline,
     buffers: &[&wgpu::Buffer],
-) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
-        })
+) -> Result<wgpu::BindGroup> {
+    let resources: Vec<wgpu::BindingResource> =
+        buffers.iter().map(|b| b.as_entire_binding()).collect();
+    bind_group_of(ctx, label, pipeline, resources)
+}
+
+/// A bind group of `resources` in binding order, created inside an error scope.
+///
+/// # Errors
+/// As [`bind_group`].
+pub fn bind_group_of(
+    ctx: &Context,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    resources: Vec<wgpu::BindingResource<'_>>,
+) -> Result<wgpu::BindGroup> {
+    let entries: Vec<wgpu::BindGroupEntry> = resources
+        .into_iter()
+        .zip(0u32..)
+        .map(|(resource, binding)| wgpu::BindGroupEntry { binding, resource })
         .collect();
-    ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
+    captured(ctx, label, |device| {
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
     })
 }
 

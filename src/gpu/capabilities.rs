@@ -21,6 +21,30 @@ impl DotProductPath {
     }
 }
 
+/// The outcome of the packed dot-product self-test run at context creation
+/// ([`crate::gpu::Context::run_dot4_self_test`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Dot4SelfTest {
+    /// Not run (a context over the caller's device, until it asks).
+    NotRun,
+    /// `dot4I8Packed` and `dot4U8Packed` gave the CPU's results on every edge value.
+    Passed,
+    /// A mismatch (the first one, with its operands) or the reason the test could not run;
+    /// the context then uses the polyfill path.
+    Failed(String),
+}
+
+impl Dot4SelfTest {
+    /// `"not run"`, `"passed"` or `"failed"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Dot4SelfTest::NotRun => "not run",
+            Dot4SelfTest::Passed => "passed",
+            Dot4SelfTest::Failed(_) => "failed",
+        }
+    }
+}
+
 /// The adapter's relevant features and limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capabilities {
@@ -32,8 +56,13 @@ pub struct Capabilities {
     pub driver: Option<String>,
     /// The packed dot product's path (from the backend; wgpu does not report the Vulkan
     /// feature itself, so a pre-1.3 Vulkan driver without the extension reads as native
-    /// here while naga polyfills it).
+    /// here while naga polyfills it). [`crate::gpu::Context::capabilities`] reports
+    /// `Polyfill` when the context runs the crate's own polyfill (self-test failed, or
+    /// forced).
     pub dot_product: DotProductPath,
+    /// The packed dot-product self-test's outcome ([`Dot4SelfTest::NotRun`] from
+    /// [`Capabilities::of`]; the context fills it in).
+    pub dot4_self_test: Dot4SelfTest,
     /// `shader-f16` enabled on the device (the f16 epilogue does not need it).
     pub shader_f16: bool,
     /// Subgroup operations enabled.
@@ -66,6 +95,7 @@ impl Capabilities {
                 Some(wgpu::Backend::Vulkan | wgpu::Backend::Dx12) => DotProductPath::Native,
                 _ => DotProductPath::Polyfill,
             },
+            dot4_self_test: Dot4SelfTest::NotRun,
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             timestamp_queries: features.contains(wgpu::Features::TIMESTAMP_QUERY),

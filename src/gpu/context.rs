@@ -1,7 +1,8 @@
 //! The GPU context: the caller's `wgpu::Device` and `Queue`, or a headless pair.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::ThreadId;
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::PipelineKey;
@@ -18,8 +19,42 @@ pub struct Context {
     binding_limit: Option<u64>,
     /// Why the device was lost, once a device-lost callback has fired.
     lost: Arc<Mutex<Option<String>>>,
-    /// Errors no scope caught (headless contexts), reported by the next wait.
-    uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Errors no scope caught (headless contexts), per thread that caused them (wgpu reports
+    /// an error on the calling thread), reported by that thread's next wait.
+    uncaptured: Arc<Mutex<HashMap<ThreadId, Vec<String>>>>,
+    /// A one-binding layout for checking a caller's buffer up front (destroyed, another
+    /// device) by binding it, inside an error scope.
+    probe_layout: Arc<OnceLock<wgpu::BindGroupLayout>>,
+    /// The integer GEMM computes its dot products from unpacked i32 multiply-adds instead
+    /// of `dot4I8Packed` (the packed dot product failed its self-test, or forced).
+    dot4_polyfill: bool,
+    /// The outcome of the packed dot-product self-test.
+    dot4_self_test: crate::gpu::capabilities::Dot4SelfTest,
+}
+
+/// The process-wide `wgpu::Instance` every headless context is created on (built on first
+/// use from the `WGPU_*` environment variables, e.g. `WGPU_BACKEND`).
+///
+/// One instance matters: wgpu looks a resource up by its index in the registry of the
+/// instance that created it, so a buffer of *another instance* cannot be told apart from one
+/// of this instance (wgpu panics on the lookup, which the crate catches, or finds an
+/// unrelated buffer). Between devices of one instance, wgpu reports the mismatch and the
+/// crate returns [`Error::BufferUnusable`]. Embedders that create several devices should
+/// create them on one instance too (this one, if they like).
+pub fn shared_instance() -> wgpu::Instance {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
+        INSTANCE
+            .get_or_init(|| {
+                wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+            })
+            .clone()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    }
 }
 
 impl Context {
@@ -33,6 +68,9 @@ impl Context {
             binding_limit: None,
             lost: Arc::default(),
             uncaptured: Arc::default(),
+            probe_layout: Arc::default(),
+            dot4_polyfill: false,
+            dot4_self_test: crate::gpu::capabilities::Dot4SelfTest::NotRun,
         }
     }
 
@@ -53,9 +91,7 @@ impl Context {
     /// # Errors
     /// As [`Context::headless`].
     pub async fn headless_async() -> Result<Self> {
-        // Reads WGPU_BACKEND and the other WGPU_* instance variables.
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = shared_instance();
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
             Ok(wanted) => {
                 let wanted = wanted.to_lowercase();
@@ -99,14 +135,19 @@ impl Context {
                 *l = Some(format!("{reason:?}: {message}"));
             }
         });
-        let uncaptured: Arc<Mutex<Vec<String>>> = Arc::default();
+        let uncaptured: Arc<Mutex<HashMap<ThreadId, Vec<String>>>> = Arc::default();
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            // wgpu calls this on the thread whose call failed: file it there, so another
+            // thread's wait never returns it (errors belong to the call that caused them).
             if let Ok(mut errors) = sink.lock() {
-                errors.push(error.to_string());
+                errors
+                    .entry(std::thread::current().id())
+                    .or_default()
+                    .push(error.to_string());
             }
         }));
-        Ok(Context {
+        let mut ctx = Context {
             device,
             queue,
             adapter_info: Some(adapter.get_info()),
@@ -114,7 +155,73 @@ impl Context {
             binding_limit: None,
             lost,
             uncaptured,
-        })
+            probe_layout: Arc::default(),
+            dot4_polyfill: false,
+            dot4_self_test: crate::gpu::capabilities::Dot4SelfTest::NotRun,
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        ctx.run_dot4_self_test();
+        Ok(ctx)
+    }
+
+    /// Runs the packed dot-product self-test ([`crate::gpu::dot4::self_test_blocking`]) and
+    /// records its outcome: when `dot4I8Packed` or `dot4U8Packed` disagrees with the CPU on
+    /// an edge value, or the test cannot run, the context switches to the polyfill path (the
+    /// integer GEMM then computes its dot products from unpacked i32 multiply-adds). A
+    /// headless context runs it at creation; a context over the caller's device
+    /// ([`Context::from_wgpu`]) runs it when the caller asks. Layers built before keep the
+    /// path they were built with.
+    pub fn run_dot4_self_test(&mut self) -> &crate::gpu::capabilities::Dot4SelfTest {
+        use crate::gpu::capabilities::Dot4SelfTest;
+        self.dot4_self_test = match crate::gpu::dot4::self_test_blocking(self) {
+            Ok(None) => Dot4SelfTest::Passed,
+            Ok(Some(mismatch)) => Dot4SelfTest::Failed(mismatch),
+            Err(e) => Dot4SelfTest::Failed(format!("the self-test could not run: {e}")),
+        };
+        self.dot4_polyfill = !matches!(self.dot4_self_test, Dot4SelfTest::Passed);
+        &self.dot4_self_test
+    }
+
+    /// The same context with the integer GEMM's dot products forced onto the polyfill path
+    /// (`true`) or back onto `dot4I8Packed` (`false`), whatever the self-test said: layers
+    /// built on the returned context use it. Both paths give the same bits.
+    pub fn with_dot4_polyfill(mut self, polyfill: bool) -> Self {
+        self.dot4_polyfill = polyfill;
+        self
+    }
+
+    /// Whether the integer GEMM computes its dot products without `dot4I8Packed`.
+    pub fn dot4_polyfill(&self) -> bool {
+        self.dot4_polyfill
+    }
+
+    /// The outcome of the packed dot-product self-test.
+    pub fn dot4_self_test(&self) -> &crate::gpu::capabilities::Dot4SelfTest {
+        &self.dot4_self_test
+    }
+
+    /// The layout [`crate::gpu::buffers::check_buffer`] binds a caller's buffer with to
+    /// learn, inside an error scope, whether this device can use it.
+    pub(crate) fn probe_layout(&self) -> Result<wgpu::BindGroupLayout> {
+        if let Some(l) = self.probe_layout.get() {
+            return Ok(l.clone());
+        }
+        let layout = crate::gpu::buffers::captured(self, "buffer probe layout", |device| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("wgpu-quant buffer probe"),
+                entries: &[wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: true },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                }],
+            })
+        })?;
+        Ok(self.probe_layout.get_or_init(|| layout).clone())
     }
 
     /// The device.
@@ -166,6 +273,7 @@ impl Context {
             return Ok(p.clone());
         }
         let pipeline = key.build(&self.device)?;
+        self.check_alive()?;
         cache.insert(key, pipeline.clone());
         Ok(pipeline)
     }
@@ -187,7 +295,34 @@ impl Context {
 
     /// The adapter's features and limits as the kernels see them.
     pub fn capabilities(&self) -> crate::gpu::capabilities::Capabilities {
-        crate::gpu::capabilities::Capabilities::of(&self.device, self.adapter_info.as_ref())
+        let mut caps =
+            crate::gpu::capabilities::Capabilities::of(&self.device, self.adapter_info.as_ref());
+        caps.dot4_self_test = self.dot4_self_test.clone();
+        if self.dot4_polyfill {
+            caps.dot_product = crate::gpu::capabilities::DotProductPath::Polyfill;
+        }
+        caps
+    }
+
+    /// Encodes with `record`, submits, and returns the errors of exactly this call: a
+    /// validation, out-of-memory or internal error scope is pushed on this thread around the
+    /// encoding and the submit, so another thread's failure is never reported here, nor
+    /// this one's there. The blocking helpers submit through it.
+    ///
+    /// # Errors
+    /// What `record` returns; [`Error::Gpu`] for a wgpu error of the encoding or the submit.
+    pub fn submit_blocking(
+        &self,
+        what: &str,
+        record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
+    ) -> Result<()> {
+        crate::gpu::buffers::captured(self, what, |device| {
+            let mut encoder = device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(what) });
+            record(&mut encoder)?;
+            self.queue.submit([encoder.finish()]);
+            Ok(())
+        })?
     }
 
     /// Blocks until all submitted work has finished.
@@ -201,11 +336,10 @@ impl Context {
             .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
         // An error outside every scope (a failed submit) must not let a readback return
         // stale data as if it were a result.
-        let first = self
-            .uncaptured
-            .lock()
-            .ok()
-            .and_then(|mut e| e.drain(..).next());
+        let first = self.uncaptured.lock().ok().and_then(|mut e| {
+            let mine = e.remove(&std::thread::current().id())?;
+            mine.into_iter().next()
+        });
         match first {
             Some(message) => Err(Error::Gpu(message)),
             None => self.check_alive(),

@@ -40,9 +40,8 @@ pub fn divide_blocking(ctx: &Context, a: &[f32], b: &[f32]) -> Result<Vec<f32>> 
         bytes,
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
     )?;
-    let group = bind_group(ctx, "divide", &pipeline, &[&uniforms, &x, &y, &out]);
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    {
+    let group = bind_group(ctx, "divide", &pipeline, &[&uniforms, &x, &y, &out])?;
+    ctx.submit_blocking("divide", |encoder| {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("divide"),
             timestamp_writes: None,
@@ -50,8 +49,8 @@ pub fn divide_blocking(ctx: &Context, a: &[f32], b: &[f32]) -> Result<Vec<f32>> 
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(gx, gy, 1);
-    }
-    ctx.queue().submit([encoder.finish()]);
+        Ok(())
+    })?;
     Ok(bytemuck::pod_collect_to_vec(&read_blocking(
         ctx, &out, bytes,
     )?))

@@ -90,13 +90,14 @@ enum Passes {
     },
 }
 
-/// A bind group from whole buffers at the given binding numbers.
+/// A bind group from whole buffers at the given binding numbers, created inside an error
+/// scope ([`crate::gpu::buffers::captured`]).
 fn bind_at(
     ctx: &Context,
     label: &str,
     pipeline: &wgpu::ComputePipeline,
     bindings: &[(u32, &wgpu::Buffer)],
-) -> wgpu::BindGroup {
+) -> Result<wgpu::BindGroup> {
     let entries: Vec<wgpu::BindGroupEntry> = bindings
         .iter()
         .map(|&(binding, buffer)| wgpu::BindGroupEntry {
@@ -104,10 +105,12 @@ fn bind_at(
             resource: buffer.as_entire_binding(),
         })
         .collect();
-    ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
+    crate::gpu::buffers::captured(ctx, label, |device| {
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
     })
 }
 
@@ -322,6 +325,10 @@ impl DynamicQuantizer {
             row_params,
             byte_len("row params", rows, ROW_PARAMS_BYTES)?,
         )?;
+        use crate::gpu::buffers::check_distinct;
+        check_distinct(("dynamic input", input), ("dynamic output", output))?;
+        check_distinct(("dynamic input", input), ("row params", row_params))?;
+        check_distinct(("dynamic output", output), ("row params", row_params))?;
         // Per row: one workgroup per row. Per tensor: one invocation per packed word.
         let (gx, gy, dispatch_width) = match self.passes {
             Passes::PerRow { workgroup, .. } => {
@@ -352,7 +359,7 @@ impl DynamicQuantizer {
                     "dynamic_row",
                     row,
                     &[(0, u), (1, input), (3, output), (4, row_params)],
-                )],
+                )?],
                 Passes::PerTensor {
                     range,
                     params,
@@ -364,15 +371,15 @@ impl DynamicQuantizer {
                         "dynamic_range",
                         range,
                         &[(0, u), (1, input), (2, slots)],
-                    ),
+                    )?,
                     // The params pass reads no input and writes no output.
-                    bind_at(ctx, "dynamic_params", params, &[(0, u), (2, slots)]),
+                    bind_at(ctx, "dynamic_params", params, &[(0, u), (2, slots)])?,
                     bind_at(
                         ctx,
                         "dynamic_quantize",
                         quantize,
                         &[(0, u), (1, input), (2, slots), (3, output), (4, row_params)],
-                    ),
+                    )?,
                 ],
             }))
         })?;
@@ -520,9 +527,9 @@ impl DynamicQuantizer {
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
         let output = create(ctx, "dynamic output", words, usage)?;
         let params = create(ctx, "row params", params_bytes, usage)?;
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        self.encode(ctx, &mut encoder, rows, &input, &output, &params)?;
-        ctx.queue().submit([encoder.finish()]);
+        ctx.submit_blocking("dynamic quantize", |encoder| {
+            self.encode(ctx, encoder, rows, &input, &output, &params)
+        })?;
         let packed: Vec<u32> = bytemuck::pod_collect_to_vec(&read_blocking(ctx, &output, words)?);
         let row_params: Vec<RowParams> =
             bytemuck::pod_collect_to_vec(&read_blocking(ctx, &params, params_bytes)?);

@@ -146,15 +146,52 @@ const CHANNEL_PARAMS_BYTES: u64 = 32;
 /// channel params), a multiple of 4 so packed and f16 output words never straddle chunks.
 fn channels_per_chunk(ctx: &Context, k_words: usize) -> Result<usize> {
     let limit = ctx.binding_limit();
-    let per_row = (k_words as u64 * 4).max(CHANNEL_PARAMS_BYTES);
-    let fit = (limit / per_row) as usize / 4 * 4;
+    let row_bytes = bytes_of("a weight row", k_words as u64, 4)?;
+    let per_row = row_bytes.max(CHANNEL_PARAMS_BYTES);
+    let fit = usize::try_from(limit / per_row).unwrap_or(usize::MAX) / 4 * 4;
     if fit == 0 {
         return Err(Error::Unsupported(format!(
-            "four weight rows of {} bytes exceed the storage binding limit of {limit}",
-            k_words * 4
+            "four weight rows of {row_bytes} bytes exceed the storage binding limit of {limit}"
         )));
     }
     Ok(fit)
+}
+
+/// `count * unit` bytes, or [`Error::SizeOverflow`] naming `what` and both values.
+fn bytes_of(what: &str, count: u64, unit: u64) -> Result<u64> {
+    count.checked_mul(unit).ok_or_else(|| Error::SizeOverflow {
+        what: format!("{what}: {count} * {unit} bytes overflows u64"),
+    })
+}
+
+/// `v` as a `u64` (lossless on every supported target, checked anyway).
+fn as_u64(what: &str, v: usize) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::SizeOverflow {
+        what: format!("{what} = {v} exceeds u64"),
+    })
+}
+
+/// Checks that every weight byte lies in its channel's quantized range (a narrow symmetric
+/// range excludes -128, for instance): the accumulator bound and the reference assume it.
+fn check_weight_range(data: &[u8], n: usize, k: usize, params: &QuantParams) -> Result<()> {
+    let range = params.range();
+    let (qmin, qmax) = (range.qmin(), range.qmax());
+    let value = |b: u8| match params.qtype() {
+        QType::I8 => i32::from(b as i8),
+        QType::U8 => i32::from(b),
+    };
+    if let Some(i) = data
+        .iter()
+        .position(|&b| !(qmin..=qmax).contains(&value(b)))
+    {
+        let (row, col) = (i / k.max(1), i % k.max(1));
+        return Err(Error::InvalidConfig {
+            what: format!("weight [{row}, {col}] of the {n} x {k} weights"),
+            value: value(data[i]).to_string(),
+            reason: format!("outside the params' quantized range [{qmin}, {qmax}]"),
+        });
+    }
+    Ok(())
 }
 
 /// Weights `W[N, K]` uploaded once: packed in the I8 domain with their row sums. Weights
@@ -176,6 +213,8 @@ impl QuantizedWeights {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`], [`Error::EmptyDimension`] (K = 0), params/shape errors,
+    /// [`Error::InvalidConfig`] for a weight byte outside its params' quantized range,
+    /// [`Error::SizeOverflow`] for a K the kernel cannot index (above `u32`),
     /// [`Error::Gpu`] / [`Error::Unsupported`] for the upload.
     pub fn from_quantized(
         ctx: &Context,
@@ -194,6 +233,13 @@ impl QuantizedWeights {
                 "weights are quantized per output channel (axis 0), not along K".into(),
             ));
         }
+        u32::try_from(k).map_err(|_| Error::SizeOverflow {
+            what: format!("K = {k} exceeds the kernel's u32 indices"),
+        })?;
+        u32::try_from(n).map_err(|_| Error::SizeOverflow {
+            what: format!("N = {n} exceeds the kernel's u32 indices"),
+        })?;
+        check_weight_range(data, n, k, &params)?;
         let qtype = params.qtype();
         let packed = pack_i8_domain(data, qtype, n, k)?;
         let k_words = words_per_row(k);
@@ -550,6 +596,7 @@ impl QLinear {
             row_sums: channels.iter().any(|c| c.zero_point != 0),
             float_clamp,
             convention,
+            dot4_polyfill: ctx.dot4_polyfill(),
         };
         let pipeline = ctx.pipeline(PipelineKey::MatmulI8(variant))?;
         let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulI8(MatmulVariant {
@@ -593,6 +640,30 @@ impl QLinear {
             static_rows,
             epilogue_uniforms,
         })
+    }
+
+    /// Checks host-provided [`RowParams`] as the dynamic quantizer would have written them:
+    /// each zero point inside the activations' storage range, and (when the epilogue
+    /// dequantizes with per-row scales) each scale positive, finite and normal.
+    ///
+    /// # Errors
+    /// [`Error::ZeroPointOutOfRange`], [`Error::InvalidScale`], naming the row.
+    pub fn check_row_params(&self, rows: &[RowParams]) -> Result<()> {
+        let (lo, hi) = self.input.qtype().storage_range();
+        for (r, p) in rows.iter().enumerate() {
+            if !(lo..=hi).contains(&p.zero_point) {
+                return Err(Error::ZeroPointOutOfRange {
+                    what: format!("row params[{r}].zero_point"),
+                    value: p.zero_point,
+                    qmin: lo,
+                    qmax: hi,
+                });
+            }
+            if self.variant.dynamic_rows {
+                crate::error::check_scale(|| format!("row params[{r}].scale"), p.scale)?;
+            }
+        }
+        Ok(())
     }
 
     /// The epilogue this layer applies.
@@ -654,14 +725,25 @@ impl QLinear {
             return Ok(());
         }
         let k_words = words_per_row(k);
-        let a_row = k_words as u64 * 4;
-        let out_row = self.output_words_per_row() as u64 * 4;
-        check_buffer(ctx, "activations", input, m as u64 * a_row)?;
-        check_buffer(ctx, "output", output, m as u64 * out_row)?;
+        let a_row = bytes_of("an activation row", as_u64("K words", k_words)?, 4)?;
+        let out_row = bytes_of(
+            "an output row",
+            as_u64("output words", self.output_words_per_row())?,
+            4,
+        )?;
+        let m64 = as_u64("M", m)?;
+        // Every size below is at most one of these three, so plain arithmetic on them is safe.
+        let a_bytes = bytes_of("activations (M rows)", m64, a_row)?;
+        let out_bytes = bytes_of("output (M rows)", m64, out_row)?;
+        let row_bytes = bytes_of("row params (M rows)", m64, 8)?;
+        check_buffer(ctx, "activations", input, a_bytes)?;
+        check_buffer(ctx, "output", output, out_bytes)?;
+        crate::gpu::buffers::check_distinct(("activations", input), ("output", output))?;
         let per_row_params = matches!(self.input, ActivationInput::PerRow { .. });
         let rows = match (self.input, rows) {
             (ActivationInput::PerRow { .. }, Some(r)) => {
-                check_buffer(ctx, "row params", r, m as u64 * 8)?;
+                check_buffer(ctx, "row params", r, row_bytes)?;
+                crate::gpu::buffers::check_distinct(("row params", r), ("output", output))?;
                 r
             }
             (ActivationInput::PerRow { .. }, None) => {
@@ -806,17 +888,22 @@ impl QLinear {
                         resource,
                     })
                     .collect();
-                let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("matmul_i8"),
-                    layout: &pipeline.get_bind_group_layout(0),
-                    entries: &entries,
-                });
+                let group = crate::gpu::buffers::captured(ctx, "matmul_i8 bind group", |device| {
+                    device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some("matmul_i8"),
+                        layout: &pipeline.get_bind_group_layout(0),
+                        entries: &entries,
+                    })
+                })?;
                 dispatches.push(Dispatch {
                     pipeline: pipeline.clone(),
                     group,
                     workgroups: (
-                        (chunk.n1 - chunk.n0).div_ceil(cols_per_group) as u32,
-                        rows_here.div_ceil(rows_per_group) as u32,
+                        to_u32(
+                            "workgroups along N",
+                            (chunk.n1 - chunk.n0).div_ceil(cols_per_group),
+                        )?,
+                        to_u32("workgroups along M", rows_here.div_ceil(rows_per_group))?,
                     ),
                     _uniforms: uniform_buf,
                 });
@@ -854,11 +941,16 @@ impl QLinear {
             )));
         }
         let dispatch_rows = u64::from(limits.max_compute_workgroups_per_dimension) * 32;
-        let whole =
-            (m as u64 * a_row)
-                .max(m as u64 * out_row)
-                .max(if per_row { m as u64 * 8 } else { 0 });
-        if whole <= limit && m as u64 <= dispatch_rows {
+        // `encode` checked these products.
+        let m64 = as_u64("M", m)?;
+        let whole = bytes_of("activations", m64, a_row)?
+            .max(bytes_of("output", m64, out_row)?)
+            .max(if per_row {
+                bytes_of("row params", m64, 8)?
+            } else {
+                0
+            });
+        if whole <= limit && m64 <= dispatch_rows {
             return Ok(m);
         }
         let room = limit.saturating_sub(u64::from(limits.min_storage_buffer_offset_alignment));
@@ -871,14 +963,17 @@ impl QLinear {
                 "one row of {a_row} activation or {out_row} output bytes exceeds the storage binding limit of {limit}"
             )));
         }
-        Ok(fit as usize)
+        Ok(usize::try_from(fit).unwrap_or(usize::MAX))
     }
 
     /// Uploads `a` (storage bytes, `m × K`), runs the layer and reads the result back.
     /// `rows` gives the per-row params for `ActivationInput::PerRow`.
     ///
     /// # Errors
-    /// As [`QLinear::encode`], plus [`Error::ShapeMismatch`] for `a` or `rows`.
+    /// As [`QLinear::encode`], plus [`Error::ShapeMismatch`] for `a` or `rows`;
+    /// [`Error::ZeroPointOutOfRange`] for a row's zero point outside the activations'
+    /// storage range; [`Error::InvalidScale`] for a row scale that is not positive, finite
+    /// and normal when the epilogue uses it (dynamic dequantization).
     pub fn run_blocking(
         &self,
         ctx: &Context,
@@ -899,21 +994,30 @@ impl QLinear {
                         expected: m,
                     });
                 }
+                self.check_row_params(r)?;
                 Some(upload(ctx, "row params", r, wgpu::BufferUsages::STORAGE)?)
             }
             None => None,
         };
-        let words = (m * self.output_words_per_row()) as u64;
+        let out_bytes = bytes_of(
+            "output (M rows)",
+            as_u64("M", m)?,
+            bytes_of(
+                "an output row",
+                as_u64("output words", self.output_words_per_row())?,
+                4,
+            )?,
+        )?;
         let output = create(
             ctx,
             "output",
-            words * 4,
+            out_bytes,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         )?;
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        self.encode(ctx, &mut encoder, m, &input, row_buf.as_ref(), &output)?;
-        ctx.queue().submit([encoder.finish()]);
-        let bytes = read_blocking(ctx, &output, words * 4)?;
+        ctx.submit_blocking("matmul_i8", |encoder| {
+            self.encode(ctx, encoder, m, &input, row_buf.as_ref(), &output)
+        })?;
+        let bytes = read_blocking(ctx, &output, out_bytes)?;
         let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
         let n = self.weights.n;
         Ok(match self.variant.epilogue {

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{bind_group, check_storage, create, read_blocking, upload};
+use crate::gpu::buffers::{
+    bind_group_of, check_buffer, check_distinct, create, read_blocking, upload,
+};
 use crate::gpu::context::Context;
 use crate::gpu::pipelines::PipelineKey;
 use crate::quant::epilogue::Activation;
@@ -33,6 +35,13 @@ pub struct MatmulF32Uniforms {
     pub lo: f32,
     /// Clamp high end (`+Inf` without a clamp).
     pub hi: f32,
+    /// Floats between the aligned activation binding offset and this part's first row
+    /// (outputs above the binding limit are split along M).
+    pub a_offset: u32,
+    /// Floats between the aligned output binding offset and this part's first row.
+    pub out_offset: u32,
+    /// Padding to 16 bytes.
+    pub pad: [u32; 2],
 }
 
 /// One part of the weights along N with its bias slice.
@@ -62,8 +71,8 @@ pub struct F32Linear {
 /// `(M, input, output)` of a call.
 type F32Key = (usize, wgpu::Buffer, wgpu::Buffer);
 
-/// One call's bind groups, each with its workgroups along N and the uniforms it binds.
-type PreparedF32 = Arc<Vec<(wgpu::BindGroup, u32, wgpu::Buffer)>>;
+/// One call's bind groups, each with its workgroups along N and M and the uniforms it binds.
+type PreparedF32 = Arc<Vec<(wgpu::BindGroup, u32, u32, wgpu::Buffer)>>;
 
 fn overflow(what: String) -> Error {
     Error::SizeOverflow { what }
@@ -93,7 +102,9 @@ impl F32Linear {
             crate::error::check_finite("bias", b)?;
         }
         u32::try_from(n).map_err(|_| overflow(format!("N = {n} exceeds u32")))?;
-        let stride = k.next_multiple_of(4);
+        let stride = k
+            .checked_next_multiple_of(4)
+            .ok_or_else(|| overflow(format!("K = {k} padded to a multiple of 4")))?;
         u32::try_from(stride)
             .map_err(|_| overflow(format!("K = {k} padded to {stride} exceeds u32")))?;
         let row_bytes = stride
@@ -112,7 +123,12 @@ impl F32Linear {
             gemv: true,
             vec4,
         })?;
-        let per_chunk = (ctx.binding_limit() / row_bytes as u64) as usize / 4 * 4;
+        // row_bytes >= 16: K >= 1, so the padded stride is at least 4 floats.
+        let row_bytes = u64::try_from(row_bytes)
+            .map_err(|_| overflow(format!("a weight row of {row_bytes} bytes exceeds u64")))?
+            .max(16);
+        let per_chunk =
+            usize::try_from(ctx.binding_limit() / row_bytes).unwrap_or(usize::MAX) / 4 * 4;
         if per_chunk == 0 {
             return Err(Error::Unsupported(format!(
                 "four f32 weight rows of {row_bytes} bytes exceed the storage binding limit"
@@ -198,11 +214,14 @@ impl F32Linear {
     }
 
     /// Records `output[M, N] = clamp(input × Wᵀ (+ bias))`. `input` holds `m` plain rows of
-    /// K floats (row stride exactly K). `m = 0` records nothing.
+    /// K floats (row stride exactly K). `m = 0` records nothing. Activations and outputs
+    /// above the storage-binding limit are split along M, as [`crate::gpu::gemm::QLinear`]
+    /// does.
     ///
     /// # Errors
-    /// [`Error::SizeOverflow`] for sizes that overflow; buffer checks ([`check_storage`]);
-    /// [`Error::Unsupported`] above dispatch limits; [`Error::Gpu`].
+    /// [`Error::SizeOverflow`] for sizes that overflow; buffer checks ([`check_buffer`]);
+    /// [`Error::BufferAliasing`] when `input` is `output`; [`Error::Unsupported`] above
+    /// dispatch limits or when one row exceeds the binding limit; [`Error::Gpu`].
     pub fn encode(
         &self,
         ctx: &Context,
@@ -223,13 +242,11 @@ impl F32Linear {
                 .map_err(|_| overflow(format!("{what}: {m} * {cols} = {count} exceeds u32")))?;
             Ok(count as u64 * 4)
         };
-        check_storage(
-            ctx,
-            "f32 activations",
-            input,
-            elements("f32 activations", self.k)?,
-        )?;
-        check_storage(ctx, "f32 output", output, elements("f32 output", self.n)?)?;
+        let a_bytes = elements("f32 activations", self.k)?;
+        let out_bytes = elements("f32 output", self.n)?;
+        check_buffer(ctx, "f32 activations", input, a_bytes)?;
+        check_buffer(ctx, "f32 output", output, out_bytes)?;
+        check_distinct(("f32 activations", input), ("f32 output", output))?;
         let gemv = m <= crate::gpu::gemm::GEMV_MAX_ROWS;
         let pipeline = if gemv {
             &self.gemv_pipeline
@@ -238,14 +255,36 @@ impl F32Linear {
         };
         let (cols, rows) = if gemv { (256, 1) } else { (32, 32) };
         let widest = self.chunks.iter().map(|c| c.n1 - c.n0).max().unwrap_or(0);
-        let (gx, gy) = (widest.div_ceil(cols), m.div_ceil(rows));
-        let max = ctx.device().limits().max_compute_workgroups_per_dimension as usize;
-        if gx > max || gy > max {
+        let gx = widest.div_ceil(cols);
+        let limits = ctx.device().limits();
+        let max = limits.max_compute_workgroups_per_dimension as usize;
+        if gx > max {
             return Err(Error::Unsupported(format!(
-                "{m} x {} needs {gx} x {gy} workgroups; the limit is {max}",
+                "{m} x {} needs {gx} workgroups along N; the limit is {max}",
                 self.n
             )));
         }
+        // Rows per dispatch: all when both sides fit the binding limit and the dispatch
+        // limit, else as many as fit with one alignment unit to spare (each part is bound
+        // from an aligned offset below its first row).
+        let limit = ctx.binding_limit();
+        // 16 at least, so a part's first row stays on a whole vec4 for 16-byte loads.
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+        let (a_row, out_row) = (self.k as u64 * 4, self.n as u64 * 4);
+        let max_rows = max.saturating_mul(rows);
+        let m_chunk = if a_bytes.max(out_bytes) <= limit && m <= max_rows {
+            m
+        } else {
+            let room = limit.saturating_sub(align);
+            let fit = (room / a_row).min(room / out_row.max(1));
+            let fit = usize::try_from(fit).unwrap_or(usize::MAX).min(max_rows);
+            if fit == 0 {
+                return Err(Error::Unsupported(format!(
+                    "one row of {a_row} activation or {out_row} output bytes exceeds the storage binding limit of {limit}"
+                )));
+            }
+            fit
+        };
         let key = (m, input.clone(), output.clone());
         let poisoned = || Error::Gpu("dispatch cache lock poisoned".into());
         let cached = self
@@ -259,42 +298,65 @@ impl F32Linear {
             None => {
                 // Built once per (M, input, output), as QLinear does, so wall-clock timings
                 // compare the kernels rather than host-side allocations.
-                let device = ctx.device();
-                let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
                 let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
                 let mut prepared = Vec::with_capacity(self.chunks.len());
-                for chunk in &self.chunks {
-                    // All fit u32: m and m * k were checked above, n and K at build.
-                    let uniforms = MatmulF32Uniforms {
-                        m: m as u32,
-                        n: (chunk.n1 - chunk.n0) as u32,
-                        k: self.k as u32,
-                        w_stride: self.k.next_multiple_of(4) as u32,
-                        n_total: self.n as u32,
-                        col_offset: chunk.n0 as u32,
-                        lo,
-                        hi,
+                for m0 in (0..m).step_by(m_chunk) {
+                    let rows_here = m_chunk.min(m - m0);
+                    // (exact byte offset, aligned binding offset, binding size) of the part.
+                    let part = |row_bytes: u64| {
+                        let start = m0 as u64 * row_bytes;
+                        let base = start / align * align;
+                        (start, base, start + rows_here as u64 * row_bytes - base)
                     };
-                    let uniform_buf = upload(
-                        ctx,
-                        "f32 uniforms",
-                        &[uniforms],
-                        wgpu::BufferUsages::UNIFORM,
-                    )?;
-                    let group = bind_group(
-                        ctx,
-                        "matmul_f32",
-                        pipeline,
-                        &[&uniform_buf, input, &chunk.weights, &chunk.bias, output],
-                    );
-                    prepared.push((
-                        group,
-                        (chunk.n1 - chunk.n0).div_ceil(cols) as u32,
-                        uniform_buf,
-                    ));
-                }
-                if let Some(e) = pollster::block_on(scope.pop()) {
-                    return Err(Error::Gpu(format!("preparing matmul_f32: {e}")));
+                    let (a, out) = (part(a_row), part(out_row));
+                    for chunk in &self.chunks {
+                        // All fit u32: m and m * k, m * n were checked above, n and K at
+                        // build, and the offsets are below one alignment unit.
+                        let uniforms = MatmulF32Uniforms {
+                            m: rows_here as u32,
+                            n: (chunk.n1 - chunk.n0) as u32,
+                            k: self.k as u32,
+                            w_stride: self.k.next_multiple_of(4) as u32,
+                            n_total: self.n as u32,
+                            col_offset: chunk.n0 as u32,
+                            lo,
+                            hi,
+                            a_offset: ((a.0 - a.1) / 4) as u32,
+                            out_offset: ((out.0 - out.1) / 4) as u32,
+                            pad: [0; 2],
+                        };
+                        let uniform_buf = upload(
+                            ctx,
+                            "f32 uniforms",
+                            &[uniforms],
+                            wgpu::BufferUsages::UNIFORM,
+                        )?;
+                        let binding = |buffer, (_, base, size): (u64, u64, u64)| {
+                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer,
+                                offset: base,
+                                size: wgpu::BufferSize::new(size),
+                            })
+                        };
+                        let group = bind_group_of(
+                            ctx,
+                            "matmul_f32",
+                            pipeline,
+                            vec![
+                                uniform_buf.as_entire_binding(),
+                                binding(input, a),
+                                chunk.weights.as_entire_binding(),
+                                chunk.bias.as_entire_binding(),
+                                binding(output, out),
+                            ],
+                        )?;
+                        prepared.push((
+                            group,
+                            (chunk.n1 - chunk.n0).div_ceil(cols) as u32,
+                            rows_here.div_ceil(rows) as u32,
+                            uniform_buf,
+                        ));
+                    }
                 }
                 let prepared = Arc::new(prepared);
                 let mut cache = self.dispatch_cache.lock().map_err(|_| poisoned())?;
@@ -310,9 +372,9 @@ impl F32Linear {
             timestamp_writes: None,
         });
         pass.set_pipeline(pipeline);
-        for (group, gx, _) in groups.iter() {
+        for (group, gx, gy, _) in groups.iter() {
             pass.set_bind_group(0, group, &[]);
-            pass.dispatch_workgroups(*gx, gy as u32, 1);
+            pass.dispatch_workgroups(*gx, *gy, 1);
         }
         Ok(())
     }
@@ -339,9 +401,9 @@ impl F32Linear {
             bytes,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         )?;
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        self.encode(ctx, &mut encoder, m, &input, &output)?;
-        ctx.queue().submit([encoder.finish()]);
+        ctx.submit_blocking("matmul_f32", |encoder| {
+            self.encode(ctx, encoder, m, &input, &output)
+        })?;
         Ok(bytemuck::pod_collect_to_vec(&read_blocking(
             ctx, &output, bytes,
         )?))

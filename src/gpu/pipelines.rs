@@ -81,6 +81,9 @@ pub struct MatmulVariant {
     /// The quantizer of [`EpilogueKind::DequantRequant`] (its `SCALE_OP` and `ROUND_MODE`).
     /// Every other epilogue ignores it and uses `Convention::Onnx`, so one pipeline serves.
     pub convention: Convention,
+    /// Dot products from unpacked i32 multiply-adds instead of `dot4I8Packed` (the context's
+    /// packed dot product failed its self-test, or the fallback was forced).
+    pub dot4_polyfill: bool,
 }
 
 impl MatmulVariant {
@@ -191,6 +194,7 @@ impl PipelineKey {
                     ("VEC4", ConstValue::Bool(v.vec4_loads)),
                     ("ROW_SUMS", ConstValue::Bool(v.row_sums)),
                     ("FLOAT_CLAMP", ConstValue::Bool(v.float_clamp)),
+                    ("DOT4_POLYFILL", ConstValue::Bool(v.dot4_polyfill)),
                 ];
                 // The quantizer's SCALE_OP, ROUND_MODE and NAN_TO_QMIN (DequantRequant).
                 constants.extend(
@@ -295,6 +299,7 @@ impl PipelineKey {
                             row_sums: bits & 1 == 0,
                             float_clamp,
                             convention,
+                            dot4_polyfill: false,
                         }));
                     }
                 }

@@ -245,6 +245,10 @@ pub fn encode_dequantize(
     if elements == 0 {
         return Ok(());
     }
+    crate::gpu::buffers::check_distinct(
+        ("dequantize input", input),
+        ("dequantize output", output),
+    )?;
     let (gx, gy, dispatch_width) = grid(ctx, elements as u64, 64)?;
     let uniforms = QuantizeUniforms {
         dispatch_width,
@@ -269,7 +273,7 @@ pub fn encode_dequantize(
         "dequantize",
         &pipeline,
         &[&uniform_buf, &channel_buf, output, input],
-    );
+    )?;
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("dequantize"),
         timestamp_writes: None,
@@ -306,9 +310,9 @@ pub fn quantize_blocking(
     let input = upload(ctx, "quantize input", x, wgpu::BufferUsages::STORAGE)?;
     let bytes = byte_len("quantize output", rows * words_per_row(cols), 4)?;
     let output = crate::gpu::buffers::create(ctx, "quantize output", bytes, usage)?;
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    q.encode(ctx, &mut encoder, rows, &input, &output)?;
-    ctx.queue().submit([encoder.finish()]);
+    ctx.submit_blocking("quantize", |encoder| {
+        q.encode(ctx, encoder, rows, &input, &output)
+    })?;
     let words = read_blocking(ctx, &output, bytes)?;
     unpack_bytes(&bytemuck::pod_collect_to_vec::<u8, u32>(&words), rows, cols)
 }
@@ -335,9 +339,9 @@ pub fn dequantize_blocking(
     let bytes = byte_len("dequantize output", rows * cols, 4)?;
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let output = crate::gpu::buffers::create(ctx, "dequantize output", bytes, usage)?;
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    encode_dequantize(ctx, &mut encoder, params, shape, &input, &output)?;
-    ctx.queue().submit([encoder.finish()]);
+    ctx.submit_blocking("dequantize", |encoder| {
+        encode_dequantize(ctx, encoder, params, shape, &input, &output)
+    })?;
     let out = read_blocking(ctx, &output, bytes)?;
     Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&out))
 }
@@ -473,6 +477,10 @@ impl Quantizer {
         if words == 0 {
             return Ok(());
         }
+        crate::gpu::buffers::check_distinct(
+            ("quantize input", input),
+            ("quantize output", output),
+        )?;
         let (gx, gy, dispatch_width) = grid(ctx, words as u64, 64)?;
         let group = self
             .groups
@@ -490,12 +498,12 @@ impl Quantizer {
                         wgpu::BufferUsages::UNIFORM,
                     )
                 })?;
-                Ok(bind_group(
+                bind_group(
                     ctx,
                     "quantize",
                     &self.pipeline,
                     &[&uniforms, &self.channels, input, output],
-                ))
+                )
             })?;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("quantize"),
