@@ -964,3 +964,55 @@ fn dequant_requant_rejects_bad_params() {
     }
     assert!(matmul_i8(&ops.inputs(), &Epilogue::DequantRequant(ok)).is_ok());
 }
+
+/// Issue 10 §1: an output whose M * N accumulators cannot be allocated is a typed error, not
+/// an abort (1 MiB of A and 16 MiB of W at K = 1 ask for 2^44 accumulators).
+#[test]
+fn huge_gemm_output_is_a_typed_error() {
+    let (m, n) = (1usize << 20, 1usize << 24);
+    let a = vec![1u8; m];
+    let w = vec![1u8; n];
+    let inputs = GemmInputs {
+        a: QMatrix {
+            data: &a,
+            qtype: QType::I8,
+            rows: m,
+            cols: 1,
+        },
+        a_zero_points: &[0],
+        w: QMatrix {
+            data: &w,
+            qtype: QType::I8,
+            rows: n,
+            cols: 1,
+        },
+        w_zero_points: &[0],
+        bias: &[],
+    };
+    let err = matmul_i8_accumulators(&inputs).unwrap_err();
+    assert!(matches!(err, Error::SizeOverflow { .. }), "{err}");
+}
+
+/// Issue 10 §2: zero-point or bias vectors of the wrong length are typed errors (they used to
+/// index out of bounds).
+#[test]
+fn accumulator_bound_checks_vector_lengths() {
+    use wgpu_quant::reference::bounds::check_accumulator_bound;
+    let ok = check_accumulator_bound(16, 3, QType::I8, 0, QType::I8, &[0, 0, 0], &[1, 2, 3]);
+    assert!(ok.is_ok());
+    assert!(check_accumulator_bound(16, 3, QType::I8, 0, QType::I8, &[0], &[]).is_ok());
+    assert!(check_accumulator_bound(16, 3, QType::I8, 0, QType::I8, &[0], &[7]).is_ok());
+    for (zw, bias) in [
+        (&[0, 0][..], &[][..]),
+        (&[][..], &[][..]),
+        (&[0][..], &[1, 2][..]),
+        (&[0, 0, 0, 0][..], &[1, 2, 3][..]),
+        (&[0][..], &[1, 2, 3, 4][..]),
+    ] {
+        let err = check_accumulator_bound(16, 3, QType::I8, 0, QType::I8, zw, bias).unwrap_err();
+        assert!(
+            matches!(err, Error::LengthMismatch { expected: 3, .. }),
+            "{zw:?} {bias:?}: {err}"
+        );
+    }
+}

@@ -193,7 +193,17 @@ pub fn matmul_i8_accumulators(inputs: &GemmInputs) -> Result<Vec<i32>> {
         .map(|c| row_sum(inputs.w.data, inputs.w.qtype, c))
         .collect();
     let k_i32 = k as i32;
-    let mut acc = vec![0i32; m * n];
+    // M * N is bounded by the operands' lengths only as a product: check it, and allocate
+    // fallibly, so a huge output is a typed error rather than an abort.
+    let outputs = m.checked_mul(n).ok_or_else(|| Error::SizeOverflow {
+        what: format!("int8 GEMM output: {m} * {n} accumulators"),
+    })?;
+    let mut acc = Vec::new();
+    acc.try_reserve_exact(outputs)
+        .map_err(|e| Error::SizeOverflow {
+            what: format!("int8 GEMM output: {m} * {n} = {outputs} accumulators: {e}"),
+        })?;
+    acc.resize(outputs, 0i32);
     for row in 0..m {
         let sum_a = row_sum(inputs.a.data, inputs.a.qtype, row);
         let za = zero_point_to_i8_domain(per_row_or_one(inputs.a_zero_points, row), inputs.a.qtype);
