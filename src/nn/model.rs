@@ -60,6 +60,9 @@ pub struct QuantConfig {
     pub calibration_batch: usize,
     /// The most rows one run may have; intermediate tensors are allocated for it once.
     pub max_batch: usize,
+    /// Calibration rows the report measures each layer's error on (default 64; 0 skips the
+    /// report). The report runs the CPU reference, whose cost grows with the model.
+    pub report_rows: usize,
 }
 
 impl QuantConfig {
@@ -78,6 +81,7 @@ impl QuantConfig {
             rounding: FixedPointRounding::Single,
             calibration_batch: 64,
             max_batch: 1024,
+            report_rows: 64,
         }
     }
 
@@ -137,6 +141,11 @@ impl QuantConfig {
     /// With a calibration batch size (rows per observer update).
     pub fn calibration_batch(mut self, rows: usize) -> Self {
         self.calibration_batch = rows;
+        self
+    }
+    /// With the number of rows the calibration report measures (0: no report).
+    pub fn report_rows(mut self, rows: usize) -> Self {
+        self.report_rows = rows;
         self
     }
     /// With a bias mode.
@@ -457,13 +466,15 @@ impl QuantizedModel {
             stages,
             config.max_batch,
         )?;
-        let report_rows = rows.min(256);
-        model.report = Some(CalibrationReport::measure(
-            &model,
-            float,
-            &samples[..report_rows * k0],
-            report_rows,
-        )?);
+        let report_rows = rows.min(config.report_rows);
+        if report_rows > 0 {
+            model.report = Some(CalibrationReport::measure(
+                &model,
+                float,
+                &samples[..report_rows * k0],
+                report_rows,
+            )?);
+        }
         Ok(model)
     }
 
@@ -687,7 +698,8 @@ impl QuantizedModel {
         self.output_spec().cols
     }
     /// What calibration chose and how far each layer lands from the float model; `None` for
-    /// a model not built by [`QuantizedModel::calibrate`] (loaded, or from stages).
+    /// a model not built by [`QuantizedModel::calibrate`] (loaded, or from stages) and when
+    /// [`QuantConfig::report_rows`] is 0.
     pub fn report(&self) -> Option<&CalibrationReport> {
         self.report.as_ref()
     }
