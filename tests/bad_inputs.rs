@@ -380,3 +380,189 @@ fn gpu_bad_inputs() {
         wgpu_quant::reference::gemm::GemmOutput::I32(vec![4; 6])
     );
 }
+
+/// Hostile shapes, bytes, row params, multipliers and aliased buffers on the GPU layer: each
+/// is a typed error (no abort from a wrapping size, no panic, nothing accepted silently), and
+/// the context keeps working.
+#[test]
+fn gpu_hostile_inputs() {
+    use wgpu_quant::gpu::dynamic::DynamicQuantizer;
+    use wgpu_quant::gpu::matmul_f32::F32Linear;
+    use wgpu_quant::gpu::quantize::Quantizer;
+    use wgpu_quant::quant::fixed_point::{FixedPointRounding, QuantizedMultiplier};
+    use wgpu_quant::reference::dynamic::{DynamicGranularity, DynamicScheme};
+    use wgpu_quant::{Requant, RequantScaling};
+    let Some(ctx) = gpu() else { return };
+    let storage = wgpu::BufferUsages::STORAGE;
+    let st = ActivationInput::Static {
+        qtype: QType::I8,
+        zero_point: 0,
+    };
+    let l = layer(ctx, st);
+    let a = upload(ctx, "a", &[0u32; 2], storage).unwrap();
+    let out = create(ctx, "out", 24, storage | wgpu::BufferUsages::COPY_SRC).unwrap();
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    // An M whose byte count wraps u64 (it used to wrap to a small size, then abort).
+    for m in [1usize << 62, usize::MAX, (u64::MAX / 4 + 1) as usize] {
+        let e = l.encode(ctx, &mut enc, m, &a, None, &out).unwrap_err();
+        assert!(matches!(e, Error::SizeOverflow { .. }), "M = {m}: {e:?}");
+    }
+    // Huge but not wrapping: the buffer is too small (with the values).
+    assert!(matches!(
+        l.encode(ctx, &mut enc, 1 << 40, &a, None, &out),
+        Err(Error::BufferTooSmall { .. })
+    ));
+    // F32Linear: N = 0 with a K whose padding wraps; a K the kernel cannot index.
+    for k in [usize::MAX, usize::MAX - 2, 1usize << 40] {
+        let e = F32Linear::new(ctx, &[], 0, k, None).unwrap_err();
+        assert!(
+            matches!(e, Error::SizeOverflow { .. } | Error::Unsupported(_)),
+            "K = {k}: {e:?}"
+        );
+    }
+    let f = F32Linear::new(ctx, &[1.0; 8], 2, 4, None).unwrap();
+    let x = upload(ctx, "x", &[1.0f32; 8], storage).unwrap();
+    let e = f.encode(ctx, &mut enc, usize::MAX, &x, &out).unwrap_err();
+    assert!(matches!(e, Error::SizeOverflow { .. }), "{e:?}");
+    // Weights: N = 0 with K = usize::MAX, and bytes outside their params' range.
+    let p = QuantParams::per_tensor(0.1, 0, r8()).unwrap();
+    let e = QuantizedWeights::from_quantized(ctx, &[], 0, usize::MAX, p.clone()).unwrap_err();
+    assert!(matches!(e, Error::SizeOverflow { .. }), "{e:?}");
+    let narrow = QuantParams::per_tensor(0.1, 0, QType::I8.narrow_range()).unwrap();
+    let mut bytes = [1u8; 12];
+    bytes[7] = (-128i8) as u8;
+    let e = QuantizedWeights::from_quantized(ctx, &bytes, 3, 4, narrow.clone()).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidConfig { what, value, .. } if what.contains("[1, 3]") && value == "-128"),
+        "{e:?}"
+    );
+    bytes[7] = (-127i8) as u8;
+    assert!(QuantizedWeights::from_quantized(ctx, &bytes, 3, 4, narrow).is_ok());
+    let u8_narrow = QuantParams::per_tensor(
+        0.1,
+        128,
+        wgpu_quant::QRange::new(QType::U8, 1, 255).unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(
+        QuantizedWeights::from_quantized(ctx, &[0u8; 4], 1, 4, u8_narrow),
+        Err(Error::InvalidConfig { .. })
+    ));
+    // Host-provided RowParams: zero point outside the storage type, scale not positive,
+    // finite and normal (where the epilogue uses it).
+    let per_row = layer(ctx, ActivationInput::PerRow { qtype: QType::I8 });
+    let rp = |zero_point, scale| vec![RowParams { zero_point, scale }; 2];
+    for zp in [128, -129, i32::MIN] {
+        assert!(matches!(
+            per_row.run_blocking(ctx, &[1u8; 8], 2, Some(&rp(zp, 1.0))),
+            Err(Error::ZeroPointOutOfRange { value, .. }) if value == zp
+        ));
+    }
+    let wp = QuantParams::per_tensor(0.1, 0, r8()).unwrap();
+    let w = QuantizedWeights::from_quantized(ctx, &[1u8; 12], 3, 4, wp).unwrap();
+    let dynamic = QLinear::new(
+        ctx,
+        w,
+        ActivationInput::PerRow { qtype: QType::I8 },
+        None,
+        Epilogue::DequantF32(Dequant {
+            scales: wgpu_quant::DequantScales::PerRowPerChannel {
+                row_scales: vec![],
+                channel_scales: vec![0.1],
+            },
+            bias: None,
+            activation: Activation::None,
+        }),
+    )
+    .unwrap();
+    for s in [0.0, -1.0, f32::NAN, f32::INFINITY, 1e-40] {
+        assert!(
+            matches!(
+                dynamic.run_blocking(ctx, &[1u8; 8], 2, Some(&rp(0, s))),
+                Err(Error::InvalidScale { .. })
+            ),
+            "scale {s}"
+        );
+    }
+    assert!(
+        dynamic
+            .run_blocking(ctx, &[1u8; 8], 2, Some(&rp(-128, 0.5)))
+            .is_ok()
+    );
+    // Hand-built fixed-point multipliers the kernels do not implement.
+    let a_p = QuantParams::per_tensor(0.1, 0, r8()).unwrap();
+    let o_p = QuantParams::per_tensor(0.2, 0, r8()).unwrap();
+    let wp = QuantParams::per_tensor(0.1, 0, r8()).unwrap();
+    let good = Requant::fixed_point(
+        &a_p,
+        &wp,
+        &o_p,
+        Activation::None,
+        FixedPointRounding::Single,
+    )
+    .unwrap();
+    for (m0, shift, rounding) in [
+        (-5, 0, FixedPointRounding::Single),
+        (1 << 20, 0, FixedPointRounding::Single),
+        (1 << 30, 31, FixedPointRounding::Single),
+        (1 << 30, -32, FixedPointRounding::Double),
+        (i32::MIN, 0, FixedPointRounding::Double),
+    ] {
+        let r = Requant {
+            scaling: RequantScaling::FixedPoint {
+                multipliers: vec![QuantizedMultiplier { m0, shift }],
+                rounding,
+            },
+            ..good.clone()
+        };
+        let w = QuantizedWeights::from_quantized(ctx, &[1u8; 12], 3, 4, a_p.clone()).unwrap();
+        let e = QLinear::new(ctx, w, st, None, Epilogue::Requant(r)).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidConfig { .. }),
+            "({m0}, {shift}): {e:?}"
+        );
+    }
+    // Aliasing: one buffer as an op's input and output, or as output and row params.
+    let buf = create(ctx, "shared", 256, storage).unwrap();
+    let aliased = |r: Result<(), Error>| matches!(r, Err(Error::BufferAliasing { .. }));
+    let q = Quantizer::new(ctx, Convention::Onnx, &p, 2, 4).unwrap();
+    assert!(aliased(q.encode(ctx, &mut enc, 2, &buf, &buf)));
+    let dq = DynamicQuantizer::new(
+        ctx,
+        DynamicScheme::SymmetricPerToken,
+        DynamicGranularity::PerRow,
+        2,
+        4,
+    )
+    .unwrap();
+    let other = create(ctx, "other", 256, storage).unwrap();
+    assert!(aliased(dq.encode(ctx, &mut enc, 2, &other, &buf, &buf)));
+    assert!(aliased(dq.encode(ctx, &mut enc, 2, &buf, &buf, &other)));
+    assert!(aliased(dq.encode(ctx, &mut enc, 2, &buf, &other, &buf)));
+    assert!(aliased(l.encode(ctx, &mut enc, 2, &buf, None, &buf)));
+    assert!(aliased(per_row.encode(
+        ctx,
+        &mut enc,
+        2,
+        &other,
+        Some(&buf),
+        &buf
+    )));
+    assert!(aliased(f.encode(ctx, &mut enc, 2, &buf, &buf)));
+    assert!(aliased(wgpu_quant::gpu::quantize::encode_dequantize(
+        ctx,
+        &mut enc,
+        &p,
+        &[2, 4],
+        &buf,
+        &buf
+    )));
+    let dot4 = wgpu_quant::gpu::dot4::Dot4Kernel::new(ctx).unwrap();
+    assert!(aliased(dot4.encode(ctx, &mut enc, &buf, &other, &buf, 4)));
+    // Nothing was recorded, and the context still works.
+    ctx.queue().submit([enc.finish()]);
+    assert_eq!(
+        l.run_blocking(ctx, &[1u8; 8], 2, None).unwrap(),
+        wgpu_quant::reference::gemm::GemmOutput::I32(vec![4; 6])
+    );
+}

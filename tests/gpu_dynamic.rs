@@ -211,6 +211,7 @@ fn row_counts_in_one_encoder() {
                 })
                 .collect();
             let mut encoder = ctx.device().create_command_encoder(&Default::default());
+            assert_eq!(calls.len(), outs.len());
             for (rows, (packed, params)) in calls.iter().zip(&outs) {
                 encoder.clear_buffer(packed, 0, None);
                 encoder.clear_buffer(params, 0, None);
@@ -440,6 +441,7 @@ fn dynamic_quantize_feeds_the_gemm_on_the_gpu() {
                 .collect::<Vec<_>>(),
             q.scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
         );
+        assert_eq!(y.len(), want.len(), "{scheme:?}: length");
         assert!(
             y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
             "{scheme:?}"

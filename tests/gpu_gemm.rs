@@ -143,18 +143,30 @@ impl GemmTester {
         self
     }
 
-    pub fn check(&self, ctx: &Context) {
+    /// Runs the case on `ctx`, asserts it equals the reference and returns the GPU output.
+    pub fn check(&self, ctx: &Context) -> GemmOutput {
         let t = self;
         let mut rng = Rng::new(t.seed ^ (t.m as u64) << 40 ^ (t.n as u64) << 20 ^ t.k as u64);
         let (alo, ahi) = t.a_type.storage_range();
         let (wlo, whi) = t.w_type.storage_range();
+        // The worst case puts every element at the end of its range farthest from its zero
+        // point (U8 activations with zero point 0: 255, not 0), so |acc| is at its bound.
+        let farthest = |lo: i32, hi: i32, zp: i32| if hi - zp > zp - lo { hi } else { lo };
+        let w_default_zp = if t.w_type == QType::I8 { 0 } else { 128 };
         let a: Vec<u8> = if t.worst_case_data {
-            vec![alo as u8; t.m * t.k]
+            let za = t
+                .a_zero_point
+                .expect("worst-case data needs a fixed zero point");
+            vec![farthest(alo, ahi, za) as u8; t.m * t.k]
         } else {
             rng.bytes(t.m * t.k)
         };
         let w: Vec<u8> = if t.worst_case_data {
-            vec![wlo as u8; t.n * t.k]
+            assert!(
+                !t.per_channel_w_zero_points,
+                "worst-case data: one weight zero point"
+            );
+            vec![farthest(wlo, whi, w_default_zp) as u8; t.n * t.k]
         } else {
             rng.bytes(t.n * t.k)
         };
@@ -269,10 +281,32 @@ impl GemmTester {
                 scale: row_scales[r],
             })
             .collect();
+        assert_eq!(layer.variant().dot4_polyfill, ctx.dot4_polyfill());
         let got = layer
             .run_blocking(ctx, &a, t.m, per_row.then_some(&rows[..]))
             .unwrap_or_else(|e| panic!("{t:?}: gpu: {e}"));
         self.compare(&got, &want, &inputs, &epilogue);
+        if t.worst_case_data && t.kind == Kind::I32 {
+            // Really the worst case: every accumulator is K * (extreme products), at the
+            // bound the layer was allowed for, not zero.
+            let GemmOutput::I32(v) = &got else {
+                unreachable!()
+            };
+            let per = |x: u8, ty: QType, zp: i32| match ty {
+                QType::I8 => i32::from(x as i8) - zp,
+                QType::U8 => i32::from(x) - zp,
+            };
+            let product =
+                i64::from(per(a[0], t.a_type, za)) * i64::from(per(w[0], t.w_type, w_default_zp));
+            assert!(product.abs() >= 127 * 128, "{t:?}: product {product}");
+            let expected = product * t.k as i64;
+            assert!(
+                v.iter().all(|&x| i64::from(x) == expected),
+                "{t:?}: {} != {expected}",
+                v[0]
+            );
+        }
+        got
     }
 
     fn compare(
@@ -556,6 +590,81 @@ fn two_threads_share_one_context() {
             });
         }
     });
+}
+
+/// The dot-product fallback: a context forced onto the polyfill (as after a failed
+/// self-test) builds the polyfill variant, and every epilogue, shape and load variant gives
+/// the same bits as `dot4I8Packed` and as the reference.
+#[test]
+fn dot4_polyfill_gives_the_same_bits() {
+    let Some(ctx) = gpu() else { return };
+    let poly = ctx.clone().with_dot4_polyfill(true);
+    assert!(poly.dot4_polyfill());
+    assert_eq!(
+        poly.capabilities().dot_product,
+        wgpu_quant::gpu::capabilities::DotProductPath::Polyfill
+    );
+    let native = ctx.clone().with_dot4_polyfill(false);
+    for (i, kind) in [
+        Kind::I32,
+        Kind::F32,
+        Kind::F16,
+        Kind::RequantFloat,
+        Kind::Fixed(FixedPointRounding::Double),
+        Kind::DequantRequant,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (m, n, k) in [(2, 9, 37), (13, 17, 64), (33, 5, 131)] {
+            let t = GemmTester::new()
+                .shape(m, n, k)
+                .a_type(if i % 2 == 0 { QType::U8 } else { QType::I8 })
+                .per_channel_w_zero_points()
+                .epilogue(kind)
+                .seed(700 + i as u64);
+            let (a, b) = (t.check(&native), t.check(&poly));
+            assert_eq!(element_bits(&a), element_bits(&b), "{t:?}");
+        }
+    }
+    // The worst case at the accumulator bound, on the polyfill too.
+    let k = max_depth(QType::I8, 0, QType::I8, 0, 0);
+    GemmTester::new()
+        .shape(5, 3, k)
+        .a_zero_point(0)
+        .no_bias()
+        .worst_case_data()
+        .epilogue(Kind::I32)
+        .check(&poly);
+}
+
+/// The packed dot-product self-test runs at context creation and passes on a conforming
+/// driver; its operands cover every edge value in every lane.
+#[test]
+fn dot4_self_test_runs_at_creation() {
+    use wgpu_quant::gpu::capabilities::Dot4SelfTest;
+    let Some(ctx) = gpu() else { return };
+    assert_eq!(ctx.dot4_self_test(), &Dot4SelfTest::Passed);
+    assert!(!ctx.dot4_polyfill());
+    let caps = ctx.capabilities();
+    assert_eq!(caps.dot4_self_test, Dot4SelfTest::Passed);
+    let (lhs, rhs) = wgpu_quant::gpu::dot4::self_test_operands();
+    assert_eq!(lhs.len(), rhs.len());
+    for lane in 0..4 {
+        for (x, y) in [(0x80u32, 0x80u32), (0x7f, 0x80), (0xff, 0xff), (0x81, 0x7f)] {
+            assert!(
+                lhs.iter()
+                    .zip(&rhs)
+                    .any(|(&a, &b)| a == x << (8 * lane) && b == y << (8 * lane)),
+                "lane {lane}: {x:#x} x {y:#x}"
+            );
+        }
+    }
+    // A context over the caller's device runs it when asked.
+    let mut embedded = Context::from_wgpu(ctx.device().clone(), ctx.queue().clone());
+    assert_eq!(embedded.dot4_self_test(), &Dot4SelfTest::NotRun);
+    assert_eq!(embedded.run_dot4_self_test(), &Dot4SelfTest::Passed);
+    assert!(!embedded.dot4_polyfill());
 }
 
 #[test]

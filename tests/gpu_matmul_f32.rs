@@ -26,6 +26,7 @@ fn within_the_written_bound() {
         let layer = F32Linear::new(ctx, &w, n, k, bias.then_some(&b[..])).unwrap();
         let y = layer.run_blocking(ctx, &a, m).unwrap();
         let r = matmul_f32_reference(&a, &w, bias.then_some(&b[..]), m, n, k).unwrap();
+        assert_eq!(y.len(), r.values.len(), "{m}x{n}x{k}: output length");
         let worst = y
             .iter()
             .zip(r.values.iter().zip(&r.bounds))
@@ -164,6 +165,7 @@ fn activations_within_the_bound() {
                     .unwrap();
                 assert_eq!(bits(&again), bits(&y));
                 // Unclamped values inside the range are untouched.
+                assert_eq!(plain.len(), y.len());
                 for (p, v) in plain.iter().zip(&y) {
                     if lo < *p && *p < hi {
                         assert_eq!(p.to_bits(), v.to_bits());
@@ -270,4 +272,39 @@ fn clamp_errors_are_typed() {
         .encode(ctx, &mut encoder, usize::MAX / 2, &small, &out)
         .unwrap_err();
     assert!(matches!(err, Error::SizeOverflow { .. }), "{err:?}");
+}
+
+/// Activations and outputs above the binding limit are split along M (as `QLinear` does):
+/// an output of several binding limits is accepted, and every row has the same bits as the
+/// unsplit run (each output is computed by the same operations, only bound elsewhere), for
+/// both load variants and both kernel shapes.
+#[test]
+fn split_along_m_above_the_binding_limit() {
+    let Some(ctx) = gpu() else { return };
+    let limit = 4096u64;
+    let small = ctx.clone().with_binding_limit(limit);
+    let mut rng = Rng::new(43);
+    for &(m, n, k) in &[(200, 24, 16), (150, 20, 7), (97, 9, 40), (3, 300, 12)] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
+        let w: Vec<f32> = (0..n * k).map(|_| rng.uniform(-0.5, 0.5)).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let out_bytes = (m * n * 4) as u64;
+        let in_bytes = (m * k * 4) as u64;
+        assert!(out_bytes.max(in_bytes) > limit || n * k * 4 > limit as usize);
+        let whole = F32Linear::new(ctx, &w, n, k, Some(&b)).unwrap();
+        let split = F32Linear::new(&small, &w, n, k, Some(&b)).unwrap();
+        let want = whole.run_blocking(ctx, &a, m).unwrap();
+        let got = split
+            .run_blocking(&small, &a, m)
+            .unwrap_or_else(|e| panic!("{m}x{n}x{k}: {e}"));
+        assert_eq!(got.len(), m * n);
+        assert_eq!(bits(&got), bits(&want), "{m}x{n}x{k}");
+        let r = matmul_f32_reference(&a, &w, Some(&b), m, n, k).unwrap();
+        assert!(r.accepts(&got), "{m}x{n}x{k}");
+    }
+    // One row wider than the binding limit cannot be split: a typed error.
+    let n = 1100;
+    let wide = F32Linear::new(&small, &vec![0.5; n * 4], n, 4, None).unwrap();
+    let e = wide.run_blocking(&small, &[1.0; 8], 2).unwrap_err();
+    assert!(matches!(e, wgpu_quant::Error::Unsupported(_)), "{e:?}");
 }

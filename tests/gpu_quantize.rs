@@ -115,6 +115,7 @@ fn dequantize_matches_reference() {
         for params in [tensor, axis] {
             let want = dequantize(&q, &shape, &params).unwrap();
             let got = dequantize_blocking(ctx, &q, &shape, &params).unwrap();
+            assert_eq!(got.len(), want.len(), "{t:?} {:?}: length", params.axis());
             let same = got
                 .iter()
                 .zip(&want)
