@@ -356,3 +356,80 @@ fn uncaptured_errors_belong_to_their_thread() {
         assert!(matches!(a_wait, Err(Error::Gpu(_))), "{a_wait:?}");
     });
 }
+
+/// `scripts/ensure-vulkan.sh` on a machine without Vulkan while another apt/dpkg holds the
+/// lock (fake `apt-get`, `ldconfig`, `id` and `sleep` on `PATH`): it says it is waiting, waits
+/// until the lock is free and installs; with no time left it gives up with the reason.
+#[cfg(target_os = "linux")]
+#[test]
+fn ensure_vulkan_waits_for_the_apt_lock() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("wgpu-quant-apt-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    let script = |name: &str, body: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // Locked for the first three calls (while LOCKED_CALLS says so), then installs a driver.
+    script(
+        "apt-get",
+        format!(
+            r#"n=$(cat {d}/calls 2>/dev/null || echo 0); echo $((n + 1)) > {d}/calls
+echo "$*" >> {d}/log
+if [ "$n" -lt "${{LOCKED_CALLS:-3}}" ]; then
+  echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)" >&2
+  exit 100
+fi
+case "$*" in *install*) touch {d}/installed; echo '{{}}' > {d}/icd.json;; esac
+exit 0"#
+        ),
+    );
+    script(
+        "ldconfig",
+        format!(r#"[ -f {d}/installed ] && echo "libvulkan.so.1 (libc6,x86-64) => /x""#),
+    );
+    script("id", "echo 0".into());
+    script("sleep", "exit 0".into());
+    let run = |locked_calls: &str, timeout: &str| {
+        let _ = std::fs::remove_file(dir.join("calls"));
+        let _ = std::fs::remove_file(dir.join("installed"));
+        let path = format!(
+            "{}:{}",
+            dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg("source scripts/ensure-vulkan.sh")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PATH", path)
+            .env("LOCKED_CALLS", locked_calls)
+            .env("WGPU_QUANT_APT_LOCK_TIMEOUT", timeout)
+            .env("VK_DRIVER_FILES", dir.join("icd.json"))
+            .env_remove("VK_ICD_FILENAMES")
+            .output()
+            .unwrap()
+    };
+    let out = run("3", "300");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("waiting up to 300 s"), "{stderr}");
+    assert_eq!(stderr.matches("waiting up to").count(), 1, "{stderr}");
+    let calls: u32 = std::fs::read_to_string(dir.join("calls"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(calls, 5, "three locked tries, then update and install");
+    let log = std::fs::read_to_string(dir.join("log")).unwrap();
+    assert!(log.contains("DPkg::Lock::Timeout=300"), "{log}");
+    // The lock never frees and no time is left: a failure that says why.
+    let out = run("1000", "0");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("Gave up after 0 s"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
