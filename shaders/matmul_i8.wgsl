@@ -85,10 +85,18 @@ fn corrected(dot: i32, sum_a: i32, za: i32, ch: ChannelParams) -> i32 {
     return dot - za * ch.sum_w - ch.zero_point * sum_a + i32(uniforms.k) * za * ch.zero_point + ch.bias;
 }
 
+// x, rounded out of the compiler's sight: an XOR of its bits with a runtime zero
+// (uniforms.pad0, always 0 from the host). WGSL lets an implementation reassociate
+// (§15.7.5), so a product that feeds another multiply goes through here first and keeps its
+// own rounding: `f32(acc) * (s_a * s_w)` can then not become `(f32(acc) * s_a) * s_w`.
+fn rounded(x: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) ^ uniforms.pad0);
+}
+
 fn dequant_value(acc: i32, r: u32, ch: ChannelParams) -> f32 {
     var scale = bitcast<f32>(ch.scale_bits);
     if DYNAMIC_ROWS {
-        scale = row_params(r).scale * scale;
+        scale = rounded(row_params(r).scale * scale);
     }
     var v = f32(acc) * scale;
     if HAS_FLOAT_BIAS {
@@ -114,7 +122,8 @@ fn float_activation(v: f32) -> f32 {
 // convention (exact division or reciprocal multiply, clamp in float, round, + zp).
 // Twin: src/reference/gemm.rs `dequant_requant_value`.
 fn dequant_requant_value(acc: i32, r: u32, ch: ChannelParams) -> i32 {
-    let v = dequant_value(acc, r, ch);
+    // Rounded before the reciprocal convention's `v * (1 / s_out)` (no reassociation).
+    let v = rounded(dequant_value(acc, r, ch));
     return quantize_value(
         bitcast<u32>(v),
         uniforms.out_scale_bits,

@@ -187,20 +187,41 @@ impl PipelineKey {
                     ("A_IS_U8", ConstValue::Bool(v.a_is_u8)),
                     ("DYNAMIC_ROWS", ConstValue::Bool(v.dynamic_rows)),
                     ("PER_ROW_ZERO_POINT", ConstValue::Bool(v.per_row_zero_point)),
-                    ("HAS_FLOAT_BIAS", ConstValue::Bool(v.float_bias)),
+                    // Constants an epilogue never reads are emitted canonically, so variants
+                    // that differ only in them assemble to the same WGSL (linted once).
+                    (
+                        "HAS_FLOAT_BIAS",
+                        ConstValue::Bool(v.float_bias && v.epilogue.dequantizes()),
+                    ),
                     ("TILE_M", ConstValue::U32(v.tiling().0)),
                     ("WORKGROUP_X", ConstValue::U32(v.tiling().1)),
                     ("WORKGROUP_Y", ConstValue::U32(v.tiling().2)),
                     ("VEC4", ConstValue::Bool(v.vec4_loads)),
                     ("ROW_SUMS", ConstValue::Bool(v.row_sums)),
-                    ("FLOAT_CLAMP", ConstValue::Bool(v.float_clamp)),
+                    (
+                        "FLOAT_CLAMP",
+                        ConstValue::Bool(
+                            v.float_clamp
+                                && matches!(
+                                    v.epilogue,
+                                    EpilogueKind::DequantF32 | EpilogueKind::DequantF16
+                                ),
+                        ),
+                    ),
                     ("DOT4_POLYFILL", ConstValue::Bool(v.dot4_polyfill)),
                 ];
                 // The quantizer's SCALE_OP, ROUND_MODE and NAN_TO_QMIN (DequantRequant).
                 constants.extend(
-                    quantize_constants(v.convention, false)
-                        .into_iter()
-                        .filter(|(name, _)| *name != "SIGNED_STORAGE"),
+                    quantize_constants(
+                        if v.epilogue == EpilogueKind::DequantRequant {
+                            v.convention
+                        } else {
+                            Convention::Onnx
+                        },
+                        false,
+                    )
+                    .into_iter()
+                    .filter(|(name, _)| *name != "SIGNED_STORAGE"),
                 );
                 ("matmul_i8", "matmul_i8", constants)
             }
@@ -241,71 +262,67 @@ impl PipelineKey {
         build_pipeline(device, &format!("{self:?}"), &self.wgsl()?, entry)
     }
 
-    /// Every variant, for validation tests.
-    pub fn all() -> Vec<PipelineKey> {
+    /// Every variant any public call can build: each field of each key takes every value of
+    /// its type (`bool`: both, the enums: their `ALL`, a dynamic row workgroup: one of
+    /// [`crate::gpu::dynamic::ROW_WORKGROUPS`]), with no hand-picked subset, so the shader
+    /// lint and the validation tests cover everything `Context::pipeline` can be given. A new
+    /// field of [`MatmulVariant`] does not compile here until it is enumerated, and the tests
+    /// check the count against the product of the field domains.
+    pub fn buildable() -> Vec<PipelineKey> {
+        const BOOLS: [bool; 2] = [false, true];
         let mut keys: Vec<PipelineKey> = Convention::ALL
             .iter()
             .map(|&convention| PipelineKey::Quantize { convention })
             .collect();
-        keys.extend([true, false].map(|signed| PipelineKey::Dequantize { signed }));
-        for bits in 0..8u32 {
-            keys.push(PipelineKey::MatmulF32 {
-                has_bias: bits & 1 != 0,
-                gemv: bits & 2 != 0,
-                vec4: bits & 4 != 0,
-            });
+        keys.extend(BOOLS.map(|signed| PipelineKey::Dequantize { signed }));
+        for symmetric in BOOLS {
+            for workgroup in crate::gpu::dynamic::ROW_WORKGROUPS {
+                keys.push(PipelineKey::DynamicRow {
+                    symmetric,
+                    workgroup,
+                });
+            }
+            keys.push(PipelineKey::DynamicRange { symmetric });
+            keys.push(PipelineKey::DynamicParams { symmetric });
+            keys.push(PipelineKey::DynamicQuantize { symmetric });
         }
         keys.push(PipelineKey::Divide);
-        for workgroup in crate::gpu::dynamic::ROW_WORKGROUPS {
-            keys.extend([true, false].map(|symmetric| PipelineKey::DynamicRow {
-                symmetric,
-                workgroup,
-            }));
+        for bits in 0..1u32 << 3 {
+            let bit = |i: u32| bits >> i & 1 != 0;
+            keys.push(PipelineKey::MatmulF32 {
+                has_bias: bit(0),
+                gemv: bit(1),
+                vec4: bit(2),
+            });
         }
-        keys.extend([true, false].map(|symmetric| PipelineKey::DynamicRange { symmetric }));
-        keys.extend([true, false].map(|symmetric| PipelineKey::DynamicParams { symmetric }));
-        keys.extend([true, false].map(|symmetric| PipelineKey::DynamicQuantize { symmetric }));
+        // MatmulVariant: two enums and MATMUL_BOOL_FIELDS booleans, every combination.
+        const MATMUL_BOOL_FIELDS: u32 = 9;
         for epilogue in EpilogueKind::ALL {
-            let conventions: &[Convention] = if epilogue == EpilogueKind::DequantRequant {
-                &Convention::ALL
-            } else {
-                &[Convention::Onnx]
-            };
-            let float_epilogue = matches!(
-                epilogue,
-                EpilogueKind::DequantF32 | EpilogueKind::DequantF16
-            );
-            for &convention in conventions {
-                for bits in 0..32u32 {
-                    let (dynamic_rows, float_bias, float_clamp) =
-                        (bits & 4 != 0, bits & 8 != 0, bits & 16 != 0);
-                    if !epilogue.dequantizes() && (dynamic_rows || float_bias) {
-                        continue;
-                    }
-                    if !float_epilogue && float_clamp {
-                        continue;
-                    }
-                    for (gemv, vec4_loads) in
-                        [(false, false), (false, true), (true, false), (true, true)]
-                    {
-                        keys.push(PipelineKey::MatmulI8(MatmulVariant {
-                            epilogue,
-                            a_is_u8: bits & 1 != 0,
-                            per_row_zero_point: bits & 2 != 0,
-                            dynamic_rows,
-                            float_bias,
-                            gemv,
-                            vec4_loads,
-                            row_sums: bits & 1 == 0,
-                            float_clamp,
-                            convention,
-                            dot4_polyfill: false,
-                        }));
-                    }
+            for convention in Convention::ALL {
+                for bits in 0..1u32 << MATMUL_BOOL_FIELDS {
+                    let bit = |i: u32| bits >> i & 1 != 0;
+                    keys.push(PipelineKey::MatmulI8(MatmulVariant {
+                        epilogue,
+                        convention,
+                        a_is_u8: bit(0),
+                        dynamic_rows: bit(1),
+                        per_row_zero_point: bit(2),
+                        float_bias: bit(3),
+                        gemv: bit(4),
+                        vec4_loads: bit(5),
+                        row_sums: bit(6),
+                        float_clamp: bit(7),
+                        dot4_polyfill: bit(8),
+                    }));
                 }
             }
         }
         keys
+    }
+
+    /// Every buildable variant ([`PipelineKey::buildable`]), for validation tests.
+    pub fn all() -> Vec<PipelineKey> {
+        Self::buildable()
     }
 }
 

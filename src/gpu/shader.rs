@@ -145,7 +145,15 @@ pub fn validate(name: &str, wgsl: &str) -> Result<naga::Module> {
     parse_and_validate(name, wgsl).map(|(module, _)| module)
 }
 
-fn parse_and_validate(name: &str, wgsl: &str) -> Result<(naga::Module, naga::valid::ModuleInfo)> {
+/// As [`validate`], also returning naga's analysis (the input of [`bit_exact_violations`]),
+/// so one parse serves validation and every lint of the same source.
+///
+/// # Errors
+/// [`Error::Shader`] with naga's message.
+pub fn parse_and_validate(
+    name: &str,
+    wgsl: &str,
+) -> Result<(naga::Module, naga::valid::ModuleInfo)> {
     let shader_error = |message: String| Error::Shader {
         name: name.into(),
         message,
@@ -192,13 +200,59 @@ pub fn build_pipeline(
 }
 
 /// What the bit-exact walk found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Violation {
     /// The function or entry point.
     pub function: String,
     /// What was found.
     pub what: String,
 }
+
+/// Functions whose float comparisons are documented as safe under WGSL's finite-math
+/// assumption (WGSL §15.7.2: an implementation may assume no infinity or NaN is present, so
+/// a comparison with one is indeterminate). Any other function of a bit-exact path that
+/// compares floats is a violation. Each entry says why its comparisons are safe.
+pub const DOCUMENTED_FLOAT_COMPARISONS: &[(&str, &str)] = &[
+    (
+        "quantize_value",
+        "the clamp `scaled < lo`, `clamped > hi`: a NaN input's result is replaced after the \
+         comparisons by the bit test `is_nan_bits(x_bits)`; lo and hi are small integers. \
+         An infinite `scaled` (±Inf input, or a quotient past f32) relies on the backend \
+         keeping IEEE infinities (README: how the bit-exact shaders stay exact)",
+    ),
+    (
+        "round_half_away_from_zero",
+        "`abs(fraction) >= 0.5` on a finite value: its caller clamped it to [qmin - zp, \
+         qmax - zp] first (NaN is replaced by the caller's bit test)",
+    ),
+    (
+        "float_activation",
+        "the float clamp of a dequantized value: lo and hi are host-checked finite bounds; \
+         a NaN value compares false both times and passes through unchanged, which is the \
+         reference's result too",
+    ),
+    (
+        "requant_value",
+        "the clamp of `f32(acc) * M`: |acc| < 2^31 and M is a host-checked normal scale, so \
+         the product is finite unless M > 2^96 (README)",
+    ),
+    (
+        "range_params",
+        "`initial < f32(qmin)`: initial = qmin - lo / scale is finite (|lo| <= width, \
+         scale >= width / 255); a NaN is caught by the bit test right after",
+    ),
+];
+
+/// Integer struct fields the host validates to small ranges before any dispatch (zero
+/// points, clamp bounds, the quantized range): an `f32(..)` of them is exact (|x| < 2^24).
+pub const HOST_BOUNDED_FIELDS: &[&str] = &[
+    "zero_point",
+    "out_zero_point",
+    "clamp_min",
+    "clamp_max",
+    "qmin",
+    "qmax",
+];
 
 /// The value of a boolean specialisation constant used as a condition, if it is one.
 fn constant_bool(
@@ -218,137 +272,581 @@ fn constant_bool(
     }
 }
 
-/// The expressions evaluated by live code (dead branches of constant `if`s skipped), and
-/// the local variables that are assigned an f32 product there.
-fn live_code(
-    module: &naga::Module,
-    function: &naga::Function,
-    is_float_mul: &dyn Fn(naga::Handle<naga::Expression>) -> bool,
-) -> (
-    Vec<naga::Handle<naga::Expression>>,
-    Vec<naga::Handle<naga::LocalVariable>>,
-) {
+/// The statements and expressions of live code (dead branches of constant `if`s skipped).
+struct Live<'a> {
+    expressions: Vec<naga::Handle<naga::Expression>>,
+    statements: Vec<&'a naga::Statement>,
+}
+
+fn live_code<'a>(module: &naga::Module, function: &'a naga::Function) -> Live<'a> {
     use naga::Statement as S;
-    fn walk(
+    fn walk<'a>(
         module: &naga::Module,
-        function: &naga::Function,
-        is_float_mul: &dyn Fn(naga::Handle<naga::Expression>) -> bool,
-        block: &naga::Block,
-        live: &mut Vec<naga::Handle<naga::Expression>>,
-        products: &mut Vec<naga::Handle<naga::LocalVariable>>,
+        function: &'a naga::Function,
+        block: &'a naga::Block,
+        live: &mut Live<'a>,
     ) {
         for statement in block.iter() {
+            live.statements.push(statement);
             match statement {
-                S::Emit(range) => live.extend(range.clone()),
+                S::Emit(range) => live.expressions.extend(range.clone()),
                 S::If {
                     condition,
                     accept,
                     reject,
                 } => match constant_bool(module, function, *condition) {
-                    Some(true) => walk(module, function, is_float_mul, accept, live, products),
-                    Some(false) => walk(module, function, is_float_mul, reject, live, products),
+                    Some(true) => walk(module, function, accept, live),
+                    Some(false) => walk(module, function, reject, live),
                     None => {
-                        walk(module, function, is_float_mul, accept, live, products);
-                        walk(module, function, is_float_mul, reject, live, products);
+                        walk(module, function, accept, live);
+                        walk(module, function, reject, live);
                     }
                 },
-                S::Block(b) => walk(module, function, is_float_mul, b, live, products),
+                S::Block(b) => walk(module, function, b, live),
                 S::Loop {
                     body, continuing, ..
                 } => {
-                    walk(module, function, is_float_mul, body, live, products);
-                    walk(module, function, is_float_mul, continuing, live, products);
+                    walk(module, function, body, live);
+                    walk(module, function, continuing, live);
                 }
                 S::Switch { cases, .. } => {
                     for case in cases {
-                        walk(module, function, is_float_mul, &case.body, live, products);
-                    }
-                }
-                S::Store { pointer, value } => {
-                    if let naga::Expression::LocalVariable(lv) = function.expressions[*pointer] {
-                        if is_float_mul(*value) {
-                            products.push(lv);
-                        }
+                        walk(module, function, &case.body, live);
                     }
                 }
                 _ => {}
             }
         }
     }
-    let mut live = Vec::new();
-    let mut products = Vec::new();
-    // A local's initialiser counts as a store.
-    for (lv, var) in function.local_variables.iter() {
-        if var.init.is_some_and(is_float_mul) {
-            products.push(lv);
-        }
-    }
-    walk(
-        module,
-        function,
-        is_float_mul,
-        &function.body,
-        &mut live,
-        &mut products,
-    );
-    (live, products)
+    let mut live = Live {
+        expressions: Vec::new(),
+        statements: Vec::new(),
+    };
+    walk(module, function, &function.body, &mut live);
+    live
 }
 
-/// Walks naga's IR and reports every operation a bit-exact path must not use
-/// (DESIGN.md, numerics contract): f32 division, `fma`, transcendentals, float
-/// `dot`, `pack*norm`/`pack2x16float` helpers, float `min`/`max`/`clamp` (NaN behaviour is
-/// backend-defined), and an f32 multiply whose result feeds an f32 add or subtract, directly
-/// or through a local variable (a driver may contract the pair into one fma).
-/// `allow_contraction` lifts only the last rule, for epilogues whose contract accepts either
-/// rounding. Branches of an `if` on a constant that specialisation has made false are dead
-/// and not checked.
-pub fn bit_exact_violations(
-    module: &naga::Module,
-    info: &naga::valid::ModuleInfo,
+/// An f32 product that no barrier has rounded out of the compiler's sight: contractible
+/// into an fma by an add, reassociable by another multiply (WGSL §15.7.5).
+const PRODUCT: u8 = 1;
+/// An int-to-f32 conversion of an integer not proved to lie within ±2^24.
+const CONVERTED: u8 = 2;
+/// An integer not proved (by the host's checks) to lie within ±2^24.
+const UNBOUNDED: u8 = 4;
+/// An f32 sum or difference: another add makes a sum of three terms, which WGSL §15.7.5
+/// lets an implementation reassociate.
+const SUM: u8 = 8;
+
+/// What a value carries, as the union over every way it can be computed. `args` and
+/// `converted_args` stand for whatever the caller passes as argument `i` (or its `f32`
+/// conversion): a function is analysed once and its summary applied at each call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Facts {
+    local: u8,
+    args: u64,
+    converted_args: u64,
+}
+
+impl Facts {
+    const NONE: Facts = Facts {
+        local: 0,
+        args: 0,
+        converted_args: 0,
+    };
+    fn local(bits: u8) -> Facts {
+        Facts {
+            local: bits,
+            ..Facts::NONE
+        }
+    }
+    fn union(self, o: Facts) -> Facts {
+        Facts {
+            local: self.local | o.local,
+            args: self.args | o.args,
+            converted_args: self.converted_args | o.converted_args,
+        }
+    }
+    fn without(self, bits: u8) -> Facts {
+        Facts {
+            local: self.local & !bits,
+            ..self
+        }
+    }
+    /// The facts of `f32(x)` for an integer `x` with these facts.
+    fn converted(self) -> Facts {
+        Facts {
+            local: if self.local & UNBOUNDED != 0 {
+                CONVERTED
+            } else {
+                0
+            },
+            args: 0,
+            converted_args: self.args,
+        }
+    }
+}
+
+/// Where a value must not arrive.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// An operand of an f32 add or subtract.
+    Add,
+    /// An operand of an f32 multiply.
+    Multiply,
+}
+
+/// A function's effect, for its callers.
+#[derive(Clone, Copy, Default)]
+struct Summary {
+    ret: Facts,
+    /// Bit i of `[add, multiply]`: argument i's value reaches that sink.
+    arg_sinks: [u64; 2],
+    /// Bit i: the f32 conversion of integer argument i reaches that sink.
+    converted_sinks: [u64; 2],
+}
+
+fn sink_index(s: Sink) -> usize {
+    match s {
+        Sink::Add => 0,
+        Sink::Multiply => 1,
+    }
+}
+
+/// The facts of every f32 and integer value of one function, and the violations found.
+struct FunctionWalk<'a> {
+    module: &'a naga::Module,
+    function: &'a naga::Function,
+    info: &'a naga::valid::FunctionInfo,
+    summaries: &'a [Summary],
+    globals: &'a [Facts],
+    entry_point: bool,
     allow_contraction: bool,
-) -> Vec<Violation> {
-    use naga::{BinaryOperator as B, Expression as E, MathFunction as M, ScalarKind};
-    let mut out = Vec::new();
-    let mut walk = |name: &str, function: &naga::Function, finfo: &naga::valid::FunctionInfo| {
-        let is_float = |h: naga::Handle<naga::Expression>| {
-            finfo[h].ty.inner_with(&module.types).scalar_kind() == Some(ScalarKind::Float)
-        };
-        let is_float_mul = |h: naga::Handle<naga::Expression>| {
-            matches!(
-                function.expressions[h],
-                E::Binary {
-                    op: B::Multiply,
+    facts: Vec<Facts>,
+    locals: Vec<Facts>,
+    call_results: Vec<Facts>,
+    summary: Summary,
+    stored_globals: Vec<Facts>,
+    found: Vec<String>,
+}
+
+impl FunctionWalk<'_> {
+    fn kind(&self, h: naga::Handle<naga::Expression>) -> Option<naga::ScalarKind> {
+        self.info[h].ty.inner_with(&self.module.types).scalar_kind()
+    }
+    fn is_float(&self, h: naga::Handle<naga::Expression>) -> bool {
+        self.kind(h) == Some(naga::ScalarKind::Float)
+    }
+    fn is_int(&self, h: naga::Handle<naga::Expression>) -> bool {
+        matches!(
+            self.kind(h),
+            Some(naga::ScalarKind::Sint | naga::ScalarKind::Uint)
+        )
+    }
+    fn is_matrix(&self, h: naga::Handle<naga::Expression>) -> bool {
+        matches!(
+            self.info[h].ty.inner_with(&self.module.types),
+            naga::TypeInner::Matrix { .. }
+        )
+    }
+    /// A compile-time constant operand (a literal or a `const`).
+    fn is_constant(&self, h: naga::Handle<naga::Expression>) -> bool {
+        use naga::Expression as E;
+        match self.function.expressions[h] {
+            E::Literal(_) | E::Constant(_) | E::ZeroValue(_) => true,
+            E::Splat { value, .. } => self.is_constant(value),
+            E::Compose { ref components, .. } => components.iter().all(|&c| self.is_constant(c)),
+            _ => false,
+        }
+    }
+    fn literal_is_small(literal: &naga::Literal) -> bool {
+        use naga::Literal as L;
+        const LIMIT: i64 = 1 << 24;
+        match *literal {
+            L::I32(v) => i64::from(v).abs() <= LIMIT,
+            L::U32(v) => i64::from(v) <= LIMIT,
+            L::I64(v) => v.checked_abs().is_some_and(|v| v <= LIMIT),
+            L::U64(v) => v <= LIMIT as u64,
+            L::AbstractInt(v) => v.checked_abs().is_some_and(|v| v <= LIMIT),
+            _ => true,
+        }
+    }
+    /// The root variable of a pointer expression and the struct member it last selects.
+    fn pointer_root(
+        &self,
+        mut h: naga::Handle<naga::Expression>,
+    ) -> (naga::Handle<naga::Expression>, Option<String>) {
+        use naga::Expression as E;
+        let mut field = None;
+        loop {
+            match self.function.expressions[h] {
+                E::Access { base, .. } => h = base,
+                E::AccessIndex { base, index } => {
+                    if field.is_none() {
+                        let ty = self.info[base].ty.inner_with(&self.module.types);
+                        let pointee = match *ty {
+                            naga::TypeInner::Pointer { base, .. } => {
+                                Some(&self.module.types[base].inner)
+                            }
+                            ref other => Some(other),
+                        };
+                        if let Some(naga::TypeInner::Struct { members, .. }) = pointee {
+                            field = Some(members[index as usize].name.clone().unwrap_or_default());
+                        } else {
+                            field = Some(String::new());
+                        }
+                    }
+                    h = base;
+                }
+                _ => return (h, field),
+            }
+        }
+    }
+    fn load_facts(&self, pointer: naga::Handle<naga::Expression>, int: bool) -> Facts {
+        use naga::Expression as E;
+        let (root, field) = self.pointer_root(pointer);
+        let unbounded = if int { UNBOUNDED } else { 0 };
+        match self.function.expressions[root] {
+            E::LocalVariable(lv) => self.locals[lv.index()],
+            E::FunctionArgument(i) if !self.entry_point => Facts {
+                args: 1 << i,
+                ..Facts::NONE
+            },
+            E::GlobalVariable(g) => {
+                let space = self.module.global_variables[g].space;
+                let host_bounded = matches!(
+                    space,
+                    naga::AddressSpace::Uniform | naga::AddressSpace::Storage { .. }
+                ) && field
+                    .as_deref()
+                    .is_some_and(|f| HOST_BOUNDED_FIELDS.contains(&f));
+                let base = self.globals[g.index()];
+                if host_bounded {
+                    base
+                } else {
+                    base.union(Facts::local(unbounded))
+                }
+            }
+            _ => Facts::local(unbounded),
+        }
+    }
+
+    /// The facts of one expression from those of its operands.
+    fn transfer(&self, h: naga::Handle<naga::Expression>) -> Facts {
+        use naga::{BinaryOperator as B, Expression as E, MathFunction as M};
+        let f = |x: naga::Handle<naga::Expression>| self.facts[x.index()];
+        let int = self.is_int(h);
+        let unbounded = Facts::local(if int { UNBOUNDED } else { 0 });
+        match self.function.expressions[h] {
+            E::Literal(ref l) => {
+                if Self::literal_is_small(l) {
+                    Facts::NONE
+                } else {
+                    unbounded
+                }
+            }
+            E::Constant(c) => match self.module.global_expressions[self.module.constants[c].init] {
+                E::Literal(ref l) if !Self::literal_is_small(l) => unbounded,
+                _ => Facts::NONE,
+            },
+            E::ZeroValue(_) => Facts::NONE,
+            E::FunctionArgument(i) => {
+                if self.entry_point {
+                    unbounded
+                } else {
+                    Facts {
+                        args: 1 << i,
+                        ..Facts::NONE
+                    }
+                }
+            }
+            E::Load { pointer } => self.load_facts(pointer, int),
+            E::Access { base, .. } | E::AccessIndex { base, .. } => f(base),
+            E::Splat { value, .. } => f(value),
+            E::Swizzle { vector, .. } => f(vector),
+            E::Compose { ref components, .. } => components
+                .iter()
+                .fold(Facts::NONE, |acc, &c| acc.union(f(c))),
+            E::Unary { expr, .. } => f(expr),
+            E::Select { accept, reject, .. } => f(accept).union(f(reject)),
+            E::Binary { op, left, right } => {
+                if self.is_float(h) {
+                    match op {
+                        B::Multiply => Facts::local(PRODUCT),
+                        B::Add | B::Subtract => Facts::local(SUM),
+                        _ => Facts::NONE,
+                    }
+                } else if int {
+                    match op {
+                        B::Add | B::Subtract => f(left).union(f(right)),
+                        // A mask with a constant keeps what it masks (sign and abs idioms);
+                        // one with a runtime value is opaque to the compiler.
+                        B::And | B::InclusiveOr | B::ExclusiveOr => {
+                            if self.is_constant(right) {
+                                f(left)
+                            } else if self.is_constant(left) {
+                                f(right)
+                            } else {
+                                unbounded
+                            }
+                        }
+                        _ => unbounded,
+                    }
+                } else {
+                    Facts::NONE
+                }
+            }
+            E::As {
+                expr,
+                kind,
+                convert,
+            } => {
+                let from_int = self.is_int(expr);
+                match (convert, kind) {
+                    // Bit reinterpretation carries what the bits carry.
+                    (None, naga::ScalarKind::Float) => f(expr).without(UNBOUNDED),
+                    (None, _) if self.is_float(expr) => f(expr).union(unbounded),
+                    (None, _) => f(expr),
+                    (Some(_), naga::ScalarKind::Float) if from_int => f(expr).converted(),
+                    (Some(_), naga::ScalarKind::Float) => Facts::NONE,
+                    (Some(_), _) if from_int => f(expr),
+                    (Some(_), _) => unbounded,
+                }
+            }
+            E::Math {
+                fun,
+                arg,
+                arg1,
+                arg2,
+                ..
+            } => {
+                if int && matches!(fun, M::Min | M::Max | M::Clamp | M::Abs) {
+                    [Some(arg), arg1, arg2]
+                        .into_iter()
+                        .flatten()
+                        .fold(Facts::NONE, |acc, a| acc.union(f(a)))
+                } else {
+                    unbounded
+                }
+            }
+            E::CallResult(_) => self.call_results[h.index()],
+            _ => unbounded,
+        }
+    }
+
+    fn substitute(
+        &self,
+        summary_facts: Facts,
+        arguments: &[naga::Handle<naga::Expression>],
+    ) -> Facts {
+        let mut out = Facts::local(summary_facts.local);
+        for (i, &a) in arguments.iter().enumerate() {
+            if summary_facts.args >> i & 1 != 0 {
+                out = out.union(self.facts[a.index()]);
+            }
+            if summary_facts.converted_args >> i & 1 != 0 {
+                out = out.union(self.facts[a.index()].converted());
+            }
+        }
+        out
+    }
+
+    /// The facts of every value, flow-sensitively: statements in order, each local variable
+    /// holding what its last store gave it, both arms of a non-constant `if` joined, loops
+    /// iterated to a fixed point. An expression's facts are the union over its visits.
+    fn propagate(&mut self) {
+        for (h, e) in self.function.expressions.iter() {
+            if e.needs_pre_emit() {
+                self.facts[h.index()] = self.transfer(h);
+            }
+        }
+        for (lv, var) in self.function.local_variables.iter() {
+            if let Some(init) = var.init {
+                self.locals[lv.index()] = self.facts[init.index()];
+            }
+        }
+        self.walk_block(&self.function.body);
+    }
+
+    fn join_locals(into: &mut [Facts], other: &[Facts]) {
+        for (a, b) in into.iter_mut().zip(other) {
+            *a = a.union(*b);
+        }
+    }
+
+    fn walk_block(&mut self, block: &naga::Block) {
+        use naga::{Expression as E, Statement as S};
+        for statement in block.iter() {
+            match *statement {
+                S::Emit(ref range) => {
+                    for h in range.clone() {
+                        let f = self.transfer(h);
+                        self.facts[h.index()] = self.facts[h.index()].union(f);
+                    }
+                }
+                S::If {
+                    condition,
+                    ref accept,
+                    ref reject,
+                } => match constant_bool(self.module, self.function, condition) {
+                    Some(true) => self.walk_block(accept),
+                    Some(false) => self.walk_block(reject),
+                    None => {
+                        let entry = self.locals.clone();
+                        self.walk_block(accept);
+                        let accepted = std::mem::replace(&mut self.locals, entry);
+                        self.walk_block(reject);
+                        Self::join_locals(&mut self.locals, &accepted);
+                    }
+                },
+                S::Block(ref b) => self.walk_block(b),
+                S::Loop {
+                    ref body,
+                    ref continuing,
                     ..
+                } => {
+                    for _ in 0..64 {
+                        let entry = self.locals.clone();
+                        self.walk_block(body);
+                        self.walk_block(continuing);
+                        Self::join_locals(&mut self.locals, &entry);
+                        if self.locals == entry {
+                            break;
+                        }
+                    }
                 }
-            ) && is_float(h)
-        };
-        let (live, products) = live_code(module, function, &is_float_mul);
-        let is_product = |h: naga::Handle<naga::Expression>| {
-            is_float_mul(h)
-                || match function.expressions[h] {
-                    E::Load { pointer } => matches!(
-                        function.expressions[pointer],
-                        E::LocalVariable(lv) if products.contains(&lv)
-                    ),
-                    _ => false,
+                S::Switch { ref cases, .. } => {
+                    let entry = self.locals.clone();
+                    let mut joined = entry.clone();
+                    for case in cases {
+                        self.locals = entry.clone();
+                        self.walk_block(&case.body);
+                        Self::join_locals(&mut joined, &self.locals);
+                    }
+                    self.locals = joined;
                 }
-        };
-        for h in live {
-            let found = match function.expressions[h] {
+                S::Store { pointer, value } => {
+                    let v = self.facts[value.index()];
+                    let (root, _) = self.pointer_root(pointer);
+                    match self.function.expressions[root] {
+                        // A store to the whole variable replaces what it held; to a part of
+                        // it, adds to it.
+                        E::LocalVariable(lv) if root == pointer => self.locals[lv.index()] = v,
+                        E::LocalVariable(lv) => {
+                            self.locals[lv.index()] = self.locals[lv.index()].union(v);
+                        }
+                        E::GlobalVariable(g) => {
+                            self.stored_globals[g.index()] =
+                                self.stored_globals[g.index()].union(Facts::local(v.local));
+                        }
+                        _ => {}
+                    }
+                }
+                S::Call {
+                    function,
+                    ref arguments,
+                    result: Some(result),
+                } => {
+                    let r = self.substitute(self.summaries[function.index()].ret, arguments);
+                    self.call_results[result.index()] = self.call_results[result.index()].union(r);
+                    self.facts[result.index()] = self.facts[result.index()].union(r);
+                }
+                S::Return { value: Some(v) } => {
+                    self.summary.ret = self.summary.ret.union(self.facts[v.index()]);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn sink(&mut self, sink: Sink, facts: Facts, via: &str) {
+        let i = sink_index(sink);
+        self.summary.arg_sinks[i] |= facts.args;
+        self.summary.converted_sinks[i] |= facts.converted_args;
+        if facts.local & PRODUCT != 0 {
+            match sink {
+                Sink::Add if !self.allow_contraction => self.found.push(format!(
+                    "f32 multiply feeding an add (contractible into fma){via}"
+                )),
+                Sink::Add => {}
+                Sink::Multiply => self.found.push(format!(
+                    "f32 product of three factors (reassociable, WGSL §15.7.5){via}"
+                )),
+            }
+        }
+        if facts.local & SUM != 0 && sink == Sink::Add {
+            self.found.push(format!(
+                "f32 sum of three terms (reassociable, WGSL §15.7.5){via}"
+            ));
+        }
+        if facts.local & CONVERTED != 0 {
+            self.found.push(format!(
+                "f32 conversion of an integer that may exceed 2^24 feeding {}{via}",
+                match sink {
+                    Sink::Add => "an add",
+                    Sink::Multiply => "a multiply other than directly",
+                }
+            ));
+        }
+    }
+
+    fn check(&mut self, name: &str, live: &Live) {
+        use naga::{BinaryOperator as B, Expression as E, MathFunction as M, Statement as S};
+        let comparisons_documented = DOCUMENTED_FLOAT_COMPARISONS.iter().any(|(f, _)| *f == name);
+        for &h in &live.expressions {
+            let found = match self.function.expressions[h] {
                 E::Binary {
                     op: B::Divide | B::Modulo,
                     ..
-                } if is_float(h) => Some("f32 division or modulo".to_string()),
+                } if self.is_float(h) => Some("f32 division or modulo".to_string()),
                 E::Binary {
                     op: B::Add | B::Subtract,
                     left,
                     right,
-                } if !allow_contraction
-                    && is_float(h)
-                    && (is_product(left) || is_product(right)) =>
-                {
-                    Some("f32 multiply feeding an add (contractible into fma)".to_string())
+                } if self.is_float(h) => {
+                    for x in [left, right] {
+                        self.sink(Sink::Add, self.facts[x.index()], "");
+                    }
+                    None
                 }
+                E::Binary {
+                    op: B::Multiply,
+                    left,
+                    right,
+                } if self.is_float(left) || self.is_float(right) => {
+                    if self.is_matrix(left) || self.is_matrix(right) {
+                        Some("float matrix product (a sum of products)".to_string())
+                    } else {
+                        for x in [left, right] {
+                            let mut facts = self.facts[x.index()];
+                            // `f32(acc) * s` with the conversion as a direct operand: the
+                            // contract's single conversion, then one rounded multiply.
+                            if matches!(
+                                self.function.expressions[x],
+                                E::As {
+                                    convert: Some(_),
+                                    ..
+                                }
+                            ) {
+                                facts = Facts {
+                                    converted_args: 0,
+                                    ..facts.without(CONVERTED)
+                                };
+                            }
+                            self.sink(Sink::Multiply, facts, "");
+                        }
+                        None
+                    }
+                }
+                E::Binary {
+                    op:
+                        B::Less | B::LessEqual | B::Greater | B::GreaterEqual | B::Equal | B::NotEqual,
+                    left,
+                    ..
+                } if self.is_float(left) && !comparisons_documented => Some(
+                    "float comparison (WGSL §15.7.2 lets an implementation assume no NaN or \
+                     infinity: guard with a bit test, or document it)"
+                        .to_string(),
+                ),
                 E::Math { fun, arg, .. } => match fun {
                     M::Fma
                     | M::Exp
@@ -394,7 +892,12 @@ pub fn bit_exact_violations(
                     | M::Unpack2x16unorm
                     | M::Unpack2x16float
                     | M::QuantizeToF16 => Some(format!("{fun:?}")),
-                    M::Dot | M::Min | M::Max | M::Clamp if is_float(arg) => {
+                    M::Dot | M::Cross | M::Determinant | M::Inverse | M::Outer
+                        if self.is_float(arg) =>
+                    {
+                        Some(format!("float {fun:?} (sums of products)"))
+                    }
+                    M::Min | M::Max | M::Clamp if self.is_float(arg) => {
                         Some(format!("float {fun:?}"))
                     }
                     _ => None,
@@ -402,20 +905,248 @@ pub fn bit_exact_violations(
                 _ => None,
             };
             if let Some(what) = found {
-                out.push(Violation {
-                    function: name.to_string(),
-                    what,
-                });
+                self.found.push(what);
             }
         }
-    };
-    for (h, f) in module.functions.iter() {
-        walk(f.name.as_deref().unwrap_or("?"), f, &info[h]);
+        for statement in &live.statements {
+            if let S::Call {
+                function,
+                ref arguments,
+                ..
+            } = **statement
+            {
+                let callee = self.summaries[function.index()];
+                let callee_name = self.module.functions[function]
+                    .name
+                    .clone()
+                    .unwrap_or_default();
+                for sink in [Sink::Add, Sink::Multiply] {
+                    let i = sink_index(sink);
+                    for (a, &arg) in arguments.iter().enumerate() {
+                        let facts = self.facts[arg.index()];
+                        if callee.arg_sinks[i] >> a & 1 != 0 {
+                            self.sink(sink, facts, &format!(" (argument {a} of `{callee_name}`)"));
+                        }
+                        if callee.converted_sinks[i] >> a & 1 != 0 {
+                            self.sink(
+                                sink,
+                                facts.converted(),
+                                &format!(" (argument {a} of `{callee_name}`)"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Walks naga's IR and reports every operation a bit-exact path must not use
+/// (DESIGN.md, numerics contract; README, "How the bit-exact shaders stay exact under
+/// WGSL's rules"). It follows values, not spellings: each f32 and integer value carries
+/// facts through negation, `select`, vector/array/struct constructors and member accesses,
+/// swizzles, bit reinterpretation, local and global variables (every store, loops to a
+/// fixed point) and function arguments and returns (a summary per function, applied at
+/// each call). It reports:
+/// - f32 division or modulo, `fma`, transcendentals, `pack*norm`/`pack2x16float` and
+///   friends, float `min`/`max`/`clamp` (NaN behaviour is backend-defined), float
+///   `dot`/`cross`/`outer`/`determinant`/`inverse` and matrix products (sums of products);
+/// - an f32 product reaching an f32 add or subtract (a driver may contract the pair into one
+///   fma), unless `allow_contraction` (rule 2 epilogues, whose contract accepts either
+///   rounding);
+/// - an f32 product reaching another multiply: a product of three factors, which WGSL
+///   §15.7.5 lets an implementation reassociate. A product is rounded out of the compiler's
+///   sight only by an integer operation with a runtime operand on its bits (e.g.
+///   `bitcast<f32>(bitcast<u32>(p) ^ uniforms.pad0)`, with `pad0` always 0);
+/// - an f32 sum reaching another add or subtract: a sum of three terms, reassociable too;
+/// - an `f32(x)` of an integer not proved to lie within ±2^24 (WGSL §15.7.6 leaves the
+///   rounding direction open, and may differ per occurrence) unless it is a direct operand
+///   of one multiply (the contract's `f32(acc) * s`). Integers are bounded when they are
+///   small literals, host-checked fields ([`HOST_BOUNDED_FIELDS`]) of uniform or storage
+///   buffers, or sums, differences, selects, `min`/`max`/`clamp`/`abs` of bounded values;
+/// - a float comparison outside [`DOCUMENTED_FLOAT_COMPARISONS`] (WGSL §15.7.2 lets an
+///   implementation assume no NaN or infinity).
+///
+/// Branches of an `if` on a constant that specialisation has made false are dead and not
+/// checked. Pointer arguments are not followed (no bit-exact shader uses them).
+pub fn bit_exact_violations(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    allow_contraction: bool,
+) -> Vec<Violation> {
+    // Memory carries a value between functions only within one invocation, so each entry
+    // point is walked with the functions it reaches; a module without entry points (a
+    // library, a test case) with all of them.
+    let mut out = Vec::new();
+    let every_function = vec![true; module.functions.len()];
+    if module.entry_points.is_empty() {
+        out.extend(walk_to_fixed_point(
+            module,
+            info,
+            allow_contraction,
+            &every_function,
+            None,
+        ));
     }
     for (i, ep) in module.entry_points.iter().enumerate() {
-        walk(&ep.name, &ep.function, info.get_entry_point(i));
+        let reached = reachable(module, &ep.function);
+        out.extend(walk_to_fixed_point(
+            module,
+            info,
+            allow_contraction,
+            &reached,
+            Some(i),
+        ));
     }
+    out.sort();
+    out.dedup();
     out
+}
+
+/// The functions `root` calls, directly or not.
+fn reachable(module: &naga::Module, root: &naga::Function) -> Vec<bool> {
+    fn calls(block: &naga::Block, out: &mut Vec<naga::Handle<naga::Function>>) {
+        use naga::Statement as S;
+        for statement in block.iter() {
+            match statement {
+                S::Call { function, .. } => out.push(*function),
+                S::If { accept, reject, .. } => {
+                    calls(accept, out);
+                    calls(reject, out);
+                }
+                S::Block(b) => calls(b, out),
+                S::Loop {
+                    body, continuing, ..
+                } => {
+                    calls(body, out);
+                    calls(continuing, out);
+                }
+                S::Switch { cases, .. } => {
+                    for case in cases {
+                        calls(&case.body, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut reached = vec![false; module.functions.len()];
+    let mut stack = Vec::new();
+    calls(&root.body, &mut stack);
+    while let Some(f) = stack.pop() {
+        if !reached[f.index()] {
+            reached[f.index()] = true;
+            calls(&module.functions[f].body, &mut stack);
+        }
+    }
+    reached
+}
+
+fn walk_to_fixed_point(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    allow_contraction: bool,
+    functions: &[bool],
+    entry_point: Option<usize>,
+) -> Vec<Violation> {
+    // Globals written in one function and read in another: iterate to a fixed point.
+    let mut globals = vec![Facts::NONE; module.global_variables.len()];
+    for _ in 0..8 {
+        let (out, stored) = walk_module(
+            module,
+            info,
+            allow_contraction,
+            &globals,
+            functions,
+            entry_point,
+        );
+        if stored == globals {
+            return out;
+        }
+        globals = stored;
+    }
+    walk_module(
+        module,
+        info,
+        allow_contraction,
+        &globals,
+        functions,
+        entry_point,
+    )
+    .0
+}
+
+fn walk_module(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    allow_contraction: bool,
+    globals: &[Facts],
+    functions: &[bool],
+    entry_point: Option<usize>,
+) -> (Vec<Violation>, Vec<Facts>) {
+    let mut out = Vec::new();
+    let mut summaries: Vec<Summary> = Vec::with_capacity(module.functions.len());
+    let mut stored = globals.to_vec();
+    let mut run = |name: &str,
+                   function: &naga::Function,
+                   finfo: &naga::valid::FunctionInfo,
+                   summaries: &[Summary],
+                   entry_point: bool|
+     -> Summary {
+        let live = live_code(module, function);
+        let n = function.expressions.len();
+        let mut walk = FunctionWalk {
+            module,
+            function,
+            info: finfo,
+            summaries,
+            globals,
+            entry_point,
+            allow_contraction,
+            facts: vec![Facts::NONE; n],
+            locals: vec![Facts::NONE; function.local_variables.len()],
+            call_results: vec![Facts::NONE; n],
+            summary: Summary::default(),
+            stored_globals: vec![Facts::NONE; module.global_variables.len()],
+            found: Vec::new(),
+        };
+        walk.propagate();
+        walk.check(name, &live);
+        for (s, w) in stored.iter_mut().zip(&walk.stored_globals) {
+            *s = s.union(*w);
+        }
+        out.extend(walk.found.into_iter().map(|what| Violation {
+            function: name.to_string(),
+            what,
+        }));
+        walk.summary
+    };
+    // naga rejects calls to functions declared later, so callees come first.
+    for (h, f) in module.functions.iter() {
+        let summary = if functions[h.index()] {
+            run(
+                f.name.as_deref().unwrap_or("?"),
+                f,
+                &info[h],
+                &summaries,
+                false,
+            )
+        } else {
+            Summary::default()
+        };
+        summaries.push(summary);
+    }
+    if let Some(i) = entry_point {
+        let ep = &module.entry_points[i];
+        run(
+            &ep.name,
+            &ep.function,
+            info.get_entry_point(i),
+            &summaries,
+            true,
+        );
+    }
+    (out, stored)
 }
 
 /// Parses, validates and walks WGSL, returning the bit-exact violations.
