@@ -132,6 +132,14 @@ pub fn entropy_threshold(h: &OrtHistogram, quantized_bins: usize) -> Result<(f32
         ));
     }
     let hist: Vec<i64> = h.counts.iter().map(|&c| c as i64).collect();
+    // Prefix sums: every sum over a bin range below is exact in i64, so taking it as a
+    // difference of prefixes gives the same integers in O(1).
+    let mut prefix = Vec::with_capacity(hist.len() + 1);
+    prefix.push(0i64);
+    for &c in &hist {
+        prefix.push(prefix[prefix.len() - 1] + c);
+    }
+    let range_sum = |a: usize, b: usize| prefix[b] - prefix[a];
     let num_bins = hist.len();
     let zero = num_bins / 2;
     let half_q = quantized_bins / 2;
@@ -143,14 +151,14 @@ pub fn entropy_threshold(h: &OrtHistogram, quantized_bins: usize) -> Result<(f32
         let sliced = &hist[start..end];
         let mut p = sliced.to_vec();
         let last = p.len() - 1;
-        p[0] += hist[..start].iter().sum::<i64>();
-        p[last] += hist[end..].iter().sum::<i64>();
+        p[0] += range_sum(0, start);
+        p[last] += range_sum(end, num_bins);
         let merged = sliced.len() / quantized_bins;
         let mut quantized = vec![0i64; quantized_bins];
         for (index, qb) in quantized.iter_mut().enumerate() {
-            *qb = sliced[index * merged..(index + 1) * merged].iter().sum();
+            *qb = range_sum(start + index * merged, start + (index + 1) * merged);
         }
-        quantized[quantized_bins - 1] += sliced[quantized_bins * merged..].iter().sum::<i64>();
+        quantized[quantized_bins - 1] += range_sum(start + quantized_bins * merged, end);
         let mut q = vec![0i64; p.len()];
         for index in 0..quantized_bins {
             let (s, e) = (index * merged, (index + 1) * merged);
