@@ -365,9 +365,8 @@ fn gpu_bad_inputs() {
         read_blocking(ctx, &no_copy, 16),
         Err(Error::Gpu(_))
     ));
-    // A buffer from another device is not in this table: wgpu 30's native path accepts it
-    // (encode, submit and wait all succeed) and exposes no buffer-to-device link for the
-    // crate to check; see the README's reliability section.
+    // Buffers of another device and destroyed buffers: tests/faults.rs
+    // (`foreign_and_destroyed_buffers_are_typed_errors`), on a context with no error handler.
     // A tensor above max_buffer_size.
     let max = ctx.device().limits().max_buffer_size;
     assert!(matches!(

@@ -1258,3 +1258,76 @@ fn dequant_requant_conventions_differ_at_ties() {
         assert_matches_reference(&format!("{epilogue:?}"), n, &got, &want, &inputs, &epilogue);
     }
 }
+
+/// Hand-built fixed-point multipliers at the edges of what `QuantizedMultiplier::validate`
+/// accepts (m0 = 0, 2^30, 2^31 - 1; shift -31 and 30 for single rounding, up to 1000 for
+/// double rounding, whose left shift saturates) give the reference's bits on the GPU.
+#[test]
+fn fixed_point_multipliers_at_the_edges_match_the_reference() {
+    use wgpu_quant::{QuantizedMultiplier, RequantScaling};
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(4242);
+    let (m, k) = (5, 37);
+    let m0s = [0, 1 << 30, i32::MAX, 1_518_500_250];
+    for rounding in [FixedPointRounding::Single, FixedPointRounding::Double] {
+        let shifts: &[i32] = match rounding {
+            FixedPointRounding::Single => &[-31, -30, -1, 0, 1, 29, 30],
+            FixedPointRounding::Double => &[-31, -1, 0, 1, 30, 31, 40, 1000],
+        };
+        let multipliers: Vec<QuantizedMultiplier> = shifts
+            .iter()
+            .flat_map(|&shift| m0s.iter().map(move |&m0| QuantizedMultiplier { m0, shift }))
+            .collect();
+        for q in &multipliers {
+            q.validate(rounding).unwrap();
+        }
+        let n = multipliers.len();
+        let a = rng.bytes(m * k);
+        let w = rng.bytes(n * k);
+        let bias: Vec<i32> = (0..n).map(|_| rng.int(-100_000, 100_000)).collect();
+        let w_params = QuantParams::per_tensor(0.01, 0, QType::I8.full_range()).unwrap();
+        let requant = Requant {
+            scaling: RequantScaling::FixedPoint {
+                multipliers,
+                rounding,
+            },
+            out_qtype: QType::I8,
+            out_zero_point: -3,
+            clamp_min: -128,
+            clamp_max: 127,
+        };
+        let epilogue = Epilogue::Requant(requant);
+        let inputs = GemmInputs {
+            a: QMatrix {
+                data: &a,
+                qtype: QType::I8,
+                rows: m,
+                cols: k,
+            },
+            a_zero_points: &[7],
+            w: QMatrix {
+                data: &w,
+                qtype: QType::I8,
+                rows: n,
+                cols: k,
+            },
+            w_zero_points: &[0],
+            bias: &bias,
+        };
+        let want = matmul_i8(&inputs, &epilogue).unwrap();
+        let weights = QuantizedWeights::from_quantized(ctx, &w, n, k, w_params).unwrap();
+        let layer = QLinear::new(
+            ctx,
+            weights,
+            ActivationInput::Static {
+                qtype: QType::I8,
+                zero_point: 7,
+            },
+            Some(bias.clone()),
+            epilogue.clone(),
+        )
+        .unwrap();
+        let got = layer.run_blocking(ctx, &a, m, None).unwrap();
+        assert_eq!(element_bits(&got), element_bits(&want), "{rounding:?}");
+    }
+}

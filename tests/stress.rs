@@ -114,8 +114,43 @@ pub const SOAK_CYCLES_DEFAULT: usize = 10_000;
 /// Encode/submit/readback cycles of one layer: every result equals the CPU reference (bit
 /// for bit, or the rule-2 fused alternative per element for its f32 bias) and resident memory
 /// stays flat. `SOAK_CYCLES` sets the count (default [`SOAK_CYCLES_DEFAULT`]).
+///
+/// Resident memory is per process and the other tests run in parallel threads of this one,
+/// so the soak re-runs itself alone in a child process (`--exact stress::soak`, one test
+/// thread) and measures there.
 #[test]
 fn soak() {
+    if gpu().is_none() {
+        return;
+    }
+    if std::env::var_os("WGPU_QUANT_SOAK_ALONE").is_some() {
+        return soak_alone();
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "stress::soak", "--nocapture", "--test-threads=1"])
+        .env("WGPU_QUANT_SOAK_ALONE", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprintln!(
+        "{}",
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("soak:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the soak's own process failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+fn soak_alone() {
     use wgpu_quant::reference::gemm::{
         GemmInputs, QMatrix, matmul_i8, matmul_i8_fused_alternative,
     };

@@ -272,7 +272,12 @@ impl Context {
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
-        let pipeline = key.build(&self.device)?;
+        // build_pipeline catches validation errors; the capture adds out-of-memory and
+        // internal errors (a driver failing to compile), so none reaches wgpu's handler.
+        let pipeline =
+            crate::gpu::buffers::captured(self, &format!("pipeline {key:?}"), |device| {
+                key.build(device)
+            })??;
         self.check_alive()?;
         cache.insert(key, pipeline.clone());
         Ok(pipeline)

@@ -55,49 +55,47 @@ impl PeakKernel {
                 reason: "must be at least 1".into(),
             });
         }
-        let device = ctx.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("peak"),
-            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kind.entry_point()),
-            layout: None,
-            module: &module,
-            entry_point: Some(kind.entry_point()),
-            compilation_options: Default::default(),
-            cache: None,
-        });
         let seed = crate::gpu::buffers::upload(
             ctx,
             "peak seed",
             &[3u32, 0x0102_0304],
             wgpu::BufferUsages::STORAGE,
         )?;
-        let sink = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("peak sink"),
-            size: u64::from(workgroups) * WORKGROUP * 4,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("peak"),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: seed.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: sink.as_entire_binding(),
-                },
-            ],
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(e.to_string()));
-        }
+        let sink = crate::gpu::buffers::create(
+            ctx,
+            "peak sink",
+            u64::from(workgroups) * WORKGROUP * 4,
+            wgpu::BufferUsages::STORAGE,
+        )?;
+        let (pipeline, bind_group) = crate::gpu::buffers::captured(ctx, "peak", |device| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("peak"),
+                source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kind.entry_point()),
+                layout: None,
+                module: &module,
+                entry_point: Some(kind.entry_point()),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("peak"),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: seed.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: sink.as_entire_binding(),
+                    },
+                ],
+            });
+            (pipeline, bind_group)
+        })?;
         Ok(PeakKernel {
             kind,
             workgroups,

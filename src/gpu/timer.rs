@@ -83,7 +83,9 @@ impl GpuTimer {
         let Some((set, resolve)) = &self.queries else {
             record(&mut encoder)?;
             let start = Instant::now();
-            ctx.queue().submit([encoder.finish()]);
+            crate::gpu::buffers::captured(ctx, "timed submit", |_| {
+                ctx.queue().submit([encoder.finish()])
+            })?;
             ctx.wait_idle()?;
             return Ok(start.elapsed().as_secs_f64() * 1e3);
         };
@@ -101,7 +103,9 @@ impl GpuTimer {
         record(&mut encoder)?;
         marker(&mut encoder, None, Some(1));
         encoder.resolve_query_set(set, 0..2, resolve, 0);
-        ctx.queue().submit([encoder.finish()]);
+        crate::gpu::buffers::captured(ctx, "timed submit", |_| {
+            ctx.queue().submit([encoder.finish()])
+        })?;
         let bytes = read_blocking(ctx, resolve, 16)?;
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
         let period = f64::from(ctx.queue().get_timestamp_period());
