@@ -386,6 +386,12 @@ impl Facts {
     }
 }
 
+/// The bit of argument `i` in a [`Facts`] mask; arguments from 63 on share the last bit (a
+/// safe over-approximation: their flows are merged).
+fn arg_bit(i: usize) -> u64 {
+    1 << i.min(63)
+}
+
 /// Where a value must not arrive.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sink {
@@ -508,7 +514,7 @@ impl FunctionWalk<'_> {
         match self.function.expressions[root] {
             E::LocalVariable(lv) => self.locals[lv.index()],
             E::FunctionArgument(i) if !self.entry_point => Facts {
-                args: 1 << i,
+                args: arg_bit(i as usize),
                 ..Facts::NONE
             },
             E::GlobalVariable(g) => {
@@ -554,7 +560,7 @@ impl FunctionWalk<'_> {
                     unbounded
                 } else {
                     Facts {
-                        args: 1 << i,
+                        args: arg_bit(i as usize),
                         ..Facts::NONE
                     }
                 }
@@ -640,10 +646,10 @@ impl FunctionWalk<'_> {
     ) -> Facts {
         let mut out = Facts::local(summary_facts.local);
         for (i, &a) in arguments.iter().enumerate() {
-            if summary_facts.args >> i & 1 != 0 {
+            if summary_facts.args & arg_bit(i) != 0 {
                 out = out.union(self.facts[a.index()]);
             }
-            if summary_facts.converted_args >> i & 1 != 0 {
+            if summary_facts.converted_args & arg_bit(i) != 0 {
                 out = out.union(self.facts[a.index()].converted());
             }
         }
@@ -924,10 +930,10 @@ impl FunctionWalk<'_> {
                     let i = sink_index(sink);
                     for (a, &arg) in arguments.iter().enumerate() {
                         let facts = self.facts[arg.index()];
-                        if callee.arg_sinks[i] >> a & 1 != 0 {
+                        if callee.arg_sinks[i] & arg_bit(a) != 0 {
                             self.sink(sink, facts, &format!(" (argument {a} of `{callee_name}`)"));
                         }
-                        if callee.converted_sinks[i] >> a & 1 != 0 {
+                        if callee.converted_sinks[i] & arg_bit(a) != 0 {
                             self.sink(
                                 sink,
                                 facts.converted(),
