@@ -706,10 +706,15 @@ impl QLinear {
     ///
     /// `input` holds `m` packed rows of `ceil(K/4)` words (storage bytes, rows padded with
     /// zero bytes: what [`crate::gpu::quantize::encode_quantize`] and a requantizing layer
-    /// write). `rows` carries one [`RowParams`] per row for `ActivationInput::PerRow`.
+    /// write). `rows` carries one [`RowParams`] per row for `ActivationInput::PerRow`: the
+    /// values in a GPU buffer cannot be checked here; the dynamic quantizer writes valid ones,
+    /// and [`QLinear::check_row_params`] checks host-made ones before they are uploaded (as
+    /// [`QLinear::run_blocking`] does).
     ///
     /// # Errors
-    /// Buffer checks ([`check_buffer`]), [`Error::Mismatch`] when `rows` is missing or
+    /// Buffer checks ([`check_buffer`]: usage, size, destroyed or of another device),
+    /// [`Error::SizeOverflow`] when `m` rows in bytes overflow, [`Error::BufferAliasing`]
+    /// when `output` is `input` or `rows`, [`Error::Mismatch`] when `rows` is missing or
     /// unexpected, [`Error::Unsupported`] above the dispatch limits.
     pub fn encode(
         &self,
