@@ -240,7 +240,8 @@ pub fn check_distinct(first: (&str, &wgpu::Buffer), second: (&str, &wgpu::Buffer
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for missing usage, [`Error::BufferTooSmall`] when too small,
-/// [`Error::Unsupported`] above the binding limit ([`Context::binding_limit`]).
+/// [`Error::Unsupported`] above the binding limit ([`Context::binding_limit`]),
+/// [`Error::BufferUnusable`] for a destroyed buffer or one of another device.
 pub fn check_storage(
     ctx: &Context,
     what: &str,

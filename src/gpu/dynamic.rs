@@ -285,7 +285,9 @@ impl DynamicQuantizer {
     ///
     /// # Errors
     /// [`Error::CapacityExceeded`] when `rows > max_rows`; buffer checks
-    /// ([`check_storage`]); [`Error::Unsupported`] above the dispatch limits; GPU errors.
+    /// ([`check_storage`]); [`Error::BufferAliasing`] when any two of `input`, `output` and
+    /// `row_params` are the same buffer; [`Error::Unsupported`] above the dispatch limits;
+    /// GPU errors.
     pub fn encode(
         &self,
         ctx: &Context,

@@ -441,7 +441,8 @@ impl Quantizer {
     ///
     /// # Errors
     /// [`Error::CapacityExceeded`] when `rows > max_rows`; buffer checks as
-    /// [`check_storage`]; [`Error::Unsupported`] above the dispatch limits; [`Error::Gpu`].
+    /// [`check_storage`]; [`Error::BufferAliasing`] when `input` is `output`;
+    /// [`Error::Unsupported`] above the dispatch limits; [`Error::Gpu`].
     pub fn encode(
         &self,
         ctx: &Context,
