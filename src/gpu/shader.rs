@@ -215,10 +215,11 @@ pub struct Violation {
 pub const DOCUMENTED_FLOAT_COMPARISONS: &[(&str, &str)] = &[
     (
         "quantize_value",
-        "the clamp `scaled < lo`, `clamped > hi`: a NaN input's result is replaced after the \
-         comparisons by the bit test `is_nan_bits(x_bits)`; lo and hi are small integers. \
-         An infinite `scaled` (±Inf input, or a quotient past f32) relies on the backend \
-         keeping IEEE infinities (README: how the bit-exact shaders stay exact)",
+        "the clamp `scaled < lo`, `clamped > hi`: `scaled` is finite, because an infinite \
+         quotient, and a reciprocal product whose exponents show |x * inv_s| >= 2^24, are \
+         replaced on their bits by ±2^24 before any float operation; lo and hi are small \
+         integers; a NaN input takes the same road and its result is replaced after the \
+         comparisons by the bit test `is_nan_bits(x_bits)`",
     ),
     (
         "round_half_away_from_zero",
