@@ -71,16 +71,11 @@ impl F32Model {
     /// As [`F32Model::encode`], plus [`Error::ShapeMismatch`] for `x`.
     pub async fn run(&mut self, ctx: &Context, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         self.input.write_f32(ctx, x, rows)?;
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        encode_layers(
-            &self.layers,
-            &mut self.intermediates,
-            ctx,
-            &mut encoder,
-            &self.input,
-            &mut self.output,
-        )?;
-        ctx.queue().submit([encoder.finish()]);
+        let (stages, intermediates) = (&self.layers, &mut self.intermediates);
+        let (input, output) = (&self.input, &mut self.output);
+        ctx.submit_blocking("F32Model::run", |encoder| {
+            encode_layers(stages, intermediates, ctx, encoder, input, output)
+        })?;
         self.output.read_f32(ctx).await
     }
 

@@ -556,9 +556,9 @@ impl Linear {
     /// As [`Linear::encode`].
     pub fn run_blocking(&self, ctx: &Context, input: &Tensor) -> Result<Tensor> {
         let mut output = Tensor::new(ctx, self.output_spec.clone(), input.rows())?;
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        self.encode(ctx, &mut encoder, input, &mut output)?;
-        ctx.queue().submit([encoder.finish()]);
+        ctx.submit_blocking("Linear::run_blocking", |encoder| {
+            self.encode(ctx, encoder, input, &mut output)
+        })?;
         ctx.wait_idle()?;
         Ok(output)
     }

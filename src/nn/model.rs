@@ -613,16 +613,11 @@ impl QuantizedModel {
     /// As [`QuantizedModel::encode`], plus [`Error::ShapeMismatch`] for `x`.
     pub async fn run(&mut self, ctx: &Context, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         self.input.write_f32(ctx, x, rows)?;
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        encode_chain(
-            &self.stages,
-            &mut self.intermediates,
-            ctx,
-            &mut encoder,
-            &self.input,
-            &mut self.output,
-        )?;
-        ctx.queue().submit([encoder.finish()]);
+        let (stages, intermediates) = (&self.stages, &mut self.intermediates);
+        let (input, output) = (&self.input, &mut self.output);
+        ctx.submit_blocking("QuantizedModel::run", |encoder| {
+            encode_chain(stages, intermediates, ctx, encoder, input, output)
+        })?;
         self.output.read_f32(ctx).await
     }
 

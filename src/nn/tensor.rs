@@ -490,10 +490,14 @@ impl Tensor {
                 wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             )?,
         };
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, bytes);
-        ctx.queue().submit([encoder.finish()]);
-        let data = crate::gpu::buffers::map_read(ctx, &staging, bytes).await;
+        let submitted = ctx.submit_blocking("Tensor readback", |encoder| {
+            encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, bytes);
+            Ok(())
+        });
+        let data = match submitted {
+            Ok(()) => crate::gpu::buffers::map_read(ctx, &staging, bytes).await,
+            Err(e) => Err(e),
+        };
         lock()?.get_or_insert(staging);
         Ok(bytemuck::pod_collect_to_vec(&data?))
     }
