@@ -952,9 +952,10 @@ impl FunctionWalk<'_> {
 /// (DESIGN.md, numerics contract; README, "How the bit-exact shaders stay exact under
 /// WGSL's rules"). It follows values, not spellings: each f32 and integer value carries
 /// facts through negation, `select`, vector/array/struct constructors and member accesses,
-/// swizzles, bit reinterpretation, local and global variables (every store, loops to a
-/// fixed point) and function arguments and returns (a summary per function, applied at
-/// each call). It reports:
+/// swizzles, bit reinterpretation, local variables (flow-sensitively: a store replaces what
+/// the variable held, the arms of an `if` are joined, loops run to a fixed point), global
+/// variables (every store of the entry point's call tree) and function arguments and returns
+/// (a summary per function, applied at each call). It reports:
 /// - f32 division or modulo, `fma`, transcendentals, `pack*norm`/`pack2x16float` and
 ///   friends, float `min`/`max`/`clamp` (NaN behaviour is backend-defined), float
 ///   `dot`/`cross`/`outer`/`determinant`/`inverse` and matrix products (sums of products);
@@ -967,8 +968,9 @@ impl FunctionWalk<'_> {
 ///   `bitcast<f32>(bitcast<u32>(p) ^ uniforms.pad0)`, with `pad0` always 0);
 /// - an f32 sum reaching another add or subtract: a sum of three terms, reassociable too;
 /// - an `f32(x)` of an integer not proved to lie within ±2^24 (WGSL §15.7.6 leaves the
-///   rounding direction open, and may differ per occurrence) unless it is a direct operand
-///   of one multiply (the contract's `f32(acc) * s`). Integers are bounded when they are
+///   rounding direction open, and may differ per occurrence) whose value reaches an add, or
+///   a multiply other than as its direct operand (the contract's `f32(acc) * s` is that
+///   direct form; comparisons and selects are fine). Integers are bounded when they are
 ///   small literals, host-checked fields ([`HOST_BOUNDED_FIELDS`]) of uniform or storage
 ///   buffers, or sums, differences, selects, `min`/`max`/`clamp`/`abs` of bounded values;
 /// - a float comparison outside [`DOCUMENTED_FLOAT_COMPARISONS`] (WGSL §15.7.2 lets an
