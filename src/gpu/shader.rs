@@ -228,14 +228,14 @@ pub const DOCUMENTED_FLOAT_COMPARISONS: &[(&str, &str)] = &[
     ),
     (
         "float_activation",
-        "the float clamp of a dequantized value: lo and hi are host-checked finite bounds; \
-         a NaN value compares false both times and passes through unchanged, which is the \
-         reference's result too",
+        "the float clamp of a dequantized value: lo and hi are host-checked finite bounds, \
+         and `f32(acc) * s (+ b)` is never NaN; it is infinite only past f32 (scales above \
+         2^96), where the README says what the crate relies on",
     ),
     (
         "requant_value",
         "the clamp of `f32(acc) * M`: |acc| < 2^31 and M is a host-checked normal scale, so \
-         the product is finite unless M > 2^96 (README)",
+         the product is finite unless M > 2^96 (README: overflow past f32)",
     ),
     (
         "range_params",
