@@ -783,3 +783,29 @@ fn histogram_l2_final_range_is_torchs_f32_arithmetic() {
     }
     assert!(differs > 0, "no case tells f32 from f64; pick other data");
 }
+
+/// Found by the `observers` fuzz target: the frameworks' f32 moving averages overflow for
+/// values near ±f32::MAX (then Inf - Inf = NaN across calls). The update that would do so is
+/// a typed error and changes nothing; the range is never NaN or infinite.
+#[test]
+fn moving_average_overflow_is_refused() {
+    let huge = [-3.0e38f32, 3.0e38];
+    let mut ort = Observer::per_tensor(MovingAverageMinMax::onnxruntime(0.5, true).unwrap());
+    ort.observe(&huge, &[2]).unwrap();
+    let before = format!("{ort:?}");
+    // Two batches of -3e38 in one call: their f32 sum overflows, so the mean would be -Inf.
+    let err = ort.observe(&huge, &[2]).unwrap_err();
+    assert!(matches!(err, Error::Calibration { .. }), "{err}");
+    assert_eq!(format!("{ort:?}"), before);
+    ort.end_call();
+    assert_eq!(ort.ranges().unwrap(), vec![(-3.0e38, 3.0e38)]);
+    let mut torch = Observer::per_tensor(MovingAverageMinMax::torch(1.0).unwrap());
+    torch.observe(&[-f32::MAX, 0.0], &[2]).unwrap();
+    // min + 1.0 * (f32::MAX - min) overflows: new - old = 2 * f32::MAX.
+    let err = torch.observe(&[f32::MAX], &[1]).unwrap_err();
+    assert!(matches!(err, Error::Calibration { .. }), "{err}");
+    assert_eq!(torch.ranges().unwrap(), vec![(-f32::MAX, 0.0)]);
+    for (lo, hi) in [ort.ranges().unwrap()[0], torch.ranges().unwrap()[0]] {
+        assert!(lo.is_finite() && hi.is_finite());
+    }
+}

@@ -136,23 +136,58 @@ impl MovingAverageMinMax {
     }
 }
 
+/// The f32 averages overflow for values near ±`f32::MAX` (the frameworks' own arithmetic
+/// gives ±Inf, then NaN); the update that would do so is refused and changes nothing.
+fn overflowed(range: (f32, f32)) -> crate::Error {
+    crate::Error::Calibration {
+        what: "moving-average range".into(),
+        value: format!("[{:e}, {:e}]", range.0, range.1),
+        reason: "the f32 average overflows (values near ±3.4e38); torch and onnxruntime would produce ±Inf or NaN here".into(),
+    }
+}
+
 impl RangeEstimator for MovingAverageMinMax {
-    fn check_update(&self, _values: &[f32]) -> Result<()> {
-        Ok(()) // an update cannot fail
+    fn check_update(&self, values: &[f32]) -> Result<()> {
+        let batch = min_max(values);
+        match self.kind {
+            MovingAverageKind::TorchEma => {
+                if let Some(old) = self.range {
+                    let next = self.ema(old, batch);
+                    if !(next.0.is_finite() && next.1.is_finite()) {
+                        return Err(overflowed(next));
+                    }
+                }
+                Ok(())
+            }
+            MovingAverageKind::OrtMean { .. } => self.clone().update(values),
+        }
     }
 
     fn update(&mut self, values: &[f32]) -> Result<()> {
         let batch = min_max(values);
         match self.kind {
             MovingAverageKind::TorchEma => {
-                self.range = Some(match self.range {
+                let next = match self.range {
                     None => batch,
                     Some(old) => self.ema(old, batch),
-                });
+                };
+                if !(next.0.is_finite() && next.1.is_finite()) {
+                    return Err(overflowed(next));
+                }
+                self.range = Some(next);
             }
-            MovingAverageKind::OrtMean { .. } => {
+            MovingAverageKind::OrtMean { symmetric } => {
                 self.call_mins.push(batch.0);
                 self.call_maxs.push(batch.1);
+                // The call's mean and its EMA with the running range stay finite, or the batch
+                // is refused (so `end_call`, which cannot fail, never stores ±Inf or NaN).
+                if let Some(next) = self.merged_ort(symmetric) {
+                    if !(next.0.is_finite() && next.1.is_finite()) {
+                        self.call_mins.pop();
+                        self.call_maxs.pop();
+                        return Err(overflowed(next));
+                    }
+                }
             }
         }
         Ok(())
