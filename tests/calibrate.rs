@@ -785,7 +785,7 @@ fn histogram_l2_final_range_is_torchs_f32_arithmetic() {
 }
 
 /// Found by the `observers` fuzz target: the frameworks' f32 moving averages overflow for
-/// values near ±f32::MAX (then Inf - Inf = NaN across calls). The update that would do so is
+/// values near ±`f32::MAX` (then Inf - Inf = NaN across calls). The update that would do so is
 /// a typed error and changes nothing; the range is never NaN or infinite.
 #[test]
 fn moving_average_overflow_is_refused() {
