@@ -61,7 +61,8 @@ pub struct MatmulUniforms {
     pub out_scale_bits: u32,
     /// `DequantRequant`: `f32(1 / out_scale)` (the reciprocal convention's multiplier).
     pub out_inv_scale: f32,
-    /// Padding to 16 bytes.
+    /// Padding to 16 bytes. Must stay 0: the shader's `rounded()` XORs a value's bits with
+    /// it (`pad0` there) so that no compiler can reassociate through the product.
     pub pad: u32,
 }
 

@@ -256,8 +256,23 @@ impl PipelineKey {
     /// Builds the pipeline.
     ///
     /// # Errors
-    /// [`crate::Error::Shader`] or [`crate::Error::Gpu`].
+    /// [`crate::Error::Shader`] or [`crate::Error::Gpu`]; [`crate::Error::InvalidConfig`] for
+    /// a variant outside [`PipelineKey::buildable`] (a dynamic row workgroup not in
+    /// [`crate::gpu::dynamic::ROW_WORKGROUPS`]).
     pub fn build(&self, device: &wgpu::Device) -> Result<wgpu::ComputePipeline> {
+        // Only the variants `buildable()` lists (and the lint has checked) may be built.
+        if let PipelineKey::DynamicRow { workgroup, .. } = *self {
+            if !crate::gpu::dynamic::ROW_WORKGROUPS.contains(&workgroup) {
+                return Err(crate::error::Error::InvalidConfig {
+                    what: "dynamic row workgroup".into(),
+                    value: workgroup.to_string(),
+                    reason: format!(
+                        "must be one of {:?}",
+                        crate::gpu::dynamic::ROW_WORKGROUPS
+                    ),
+                });
+            }
+        }
         let (_, entry, _) = self.source();
         build_pipeline(device, &format!("{self:?}"), &self.wgsl()?, entry)
     }
