@@ -10,7 +10,14 @@
 //! | [`HistogramL2`] | activations with heavy tails | torch `HistogramObserver` L2 search |
 //! | [`Mse`] | activations and weights with outliers | the symmetric clip minimising expected squared error |
 //!
-//! Every batch is checked: empty input, NaN and ±Inf are typed errors.
+//! Every batch is checked: empty input, NaN and ±Inf are typed errors, and a failed observe
+//! changes nothing (every channel is checked before any is updated).
+//!
+//! Options matching onnxruntime's calibrators: [`MinMax::symmetric`] (`symmetric=True`:
+//! `±max(|min|, |max|)`), and for the histogram calibrators (Percentile, Entropy, Mse)
+//! [`HistogramCollection::PerCall`], which flattens the batches of one calibration call
+//! (ended by [`Observer::end_call`]) into one histogram update as `collect_data` does, instead
+//! of the default merge per `observe()`. Histograms have at most [`MAX_HISTOGRAM_BINS`] bins.
 
 mod entropy;
 mod histogram;
