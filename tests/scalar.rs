@@ -199,3 +199,45 @@ proptest! {
         prop_assert_eq!(quantize_value(Convention::TfLite, x, s, 0, -128, 127), away.clamp(-128, 127));
     }
 }
+
+/// Issue 10 §2: hand-picked i32 extremes (outside the documented domain) never panic or
+/// overflow: the result stays in `[qmin, qmax]`.
+#[test]
+fn extreme_integer_arguments_do_not_overflow() {
+    for c in Convention::ALL {
+        for x in [
+            f32::NAN,
+            f32::NEG_INFINITY,
+            -1e30,
+            -1.0,
+            0.0,
+            1.0,
+            1e30,
+            f32::INFINITY,
+        ] {
+            for (zp, qmin, qmax) in [
+                (0, i32::MIN, i32::MAX),
+                (i32::MAX, i32::MIN, i32::MAX),
+                (i32::MIN, i32::MIN, i32::MAX),
+                (1, i32::MIN, 0), // zp outside the range
+                (i32::MAX, -128, 127),
+            ] {
+                let q = quantize_value(c, x, 1.0, zp, qmin, qmax);
+                if !x.is_nan() {
+                    assert!(
+                        (qmin..=qmax).contains(&q),
+                        "{c:?} {x} {zp} [{qmin}, {qmax}]: {q}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            dequantize_value(i32::MIN, 1.0, i32::MAX),
+            -4_294_967_295.0f32
+        );
+        assert_eq!(
+            dequantize_value(i32::MAX, 1.0, i32::MIN),
+            4_294_967_295.0f32
+        );
+    }
+}

@@ -55,7 +55,11 @@ pub fn scale_value(convention: Convention, x: f32, scale: f32) -> f32 {
 
 /// Quantizes one value. `qmin`/`qmax` are the clamp range; `zp` must lie inside it.
 ///
-/// The order of operations is normative and the shader `quantize_value` copies it.
+/// The order of operations is normative and the shader `quantize_value` copies it. Outside
+/// that domain (hand-picked i32 extremes, `zp` outside the range) the function still never
+/// panics: the integer steps are done in i64 and the result is clamped to `[qmin, qmax]`,
+/// which inside the domain changes nothing (the rounded value already lies in
+/// `[qmin - zp, qmax - zp]`).
 pub fn quantize_value(
     convention: Convention,
     x: f32,
@@ -65,8 +69,9 @@ pub fn quantize_value(
     qmax: i32,
 ) -> i32 {
     let scaled = scale_value(convention, x, scale);
-    let lo = (qmin - zero_point) as f32;
-    let hi = (qmax - zero_point) as f32;
+    // In i64 so that no pair of i32 overflows; the same integer converts to the same f32.
+    let lo = (i64::from(qmin) - i64::from(zero_point)) as f32;
+    let hi = (i64::from(qmax) - i64::from(zero_point)) as f32;
     // Comparisons, not f32 min/max, so NaN cannot leak through a backend-defined min/max.
     let clamped = if scaled < lo {
         lo
@@ -79,7 +84,11 @@ pub fn quantize_value(
         RoundMode::HalfToEven => round_half_to_even(clamped),
         RoundMode::HalfAwayFromZero => round_half_away_from_zero(clamped),
     };
-    let q = rounded as i32 + zero_point;
+    // `rounded` is integral and finite (clamped above, or NaN, handled below): its i64 value
+    // is exact up to 2^63, and `as` saturates beyond.
+    let q = (rounded as i64 + i64::from(zero_point))
+        .max(i64::from(qmin))
+        .min(i64::from(qmax)) as i32;
     if x.is_nan() {
         match convention.nan_policy() {
             NanPolicy::ToQmin => qmin,
@@ -93,5 +102,6 @@ pub fn quantize_value(
 /// Dequantizes one value: `f32(f32(q - zp) * s)`, one correctly rounded product (so with a
 /// scale near `f32::MAX / 255` the ends of the range overflow to ±Inf, as IEEE requires).
 pub fn dequantize_value(q: i32, scale: f32, zero_point: i32) -> f32 {
-    (q - zero_point) as f32 * scale
+    // In i64 so that no pair of i32 overflows; the same integer converts to the same f32.
+    (i64::from(q) - i64::from(zero_point)) as f32 * scale
 }
