@@ -392,3 +392,28 @@ fn for_shape_keeps_channels_on_a_prefix() {
     ctx.queue().submit([encoder.finish()]);
     assert_eq!(read_rows(ctx, &out, 6, 5), want[..30].to_vec());
 }
+
+/// A rank-0 tensor is one element on the GPU as in the reference; per-axis params cannot
+/// describe it.
+#[test]
+fn rank_zero_tensors_follow_the_reference() {
+    let Some(ctx) = gpu() else { return };
+    let params = QuantParams::per_tensor(0.25, 3, QType::I8.full_range()).unwrap();
+    for x in [1.3f32, -7.5, 1e9, f32::NAN] {
+        for convention in Convention::ALL {
+            let gpu_q = quantize_blocking(ctx, convention, &[x], &[], &params).unwrap();
+            let cpu_q = quantize(convention, &[x], &[], &params).unwrap();
+            assert_eq!(gpu_q.len(), 1);
+            assert_eq!(gpu_q, cpu_q, "{convention:?} {x}");
+        }
+    }
+    let gpu_d = dequantize_blocking(ctx, &[7], &[], &params).unwrap();
+    let cpu_d = dequantize(&[7], &[], &params).unwrap();
+    assert_eq!(gpu_d.len(), 1);
+    assert_eq!(gpu_d[0].to_bits(), cpu_d[0].to_bits());
+    let axis = QuantParams::per_axis(0, vec![0.5], vec![0], QType::I8.full_range()).unwrap();
+    assert!(matches!(
+        quantize_blocking(ctx, Convention::Onnx, &[1.0], &[], &axis),
+        Err(Error::AxisOutOfRange { rank: 0, .. })
+    ));
+}

@@ -128,6 +128,9 @@ struct Layout {
 
 fn layout(params: &QuantParams, shape: &[usize]) -> Result<Layout> {
     params.check_shape(shape)?;
+    // A rank-0 tensor is one element (the reference's rule; per-axis params were refused
+    // above with AxisOutOfRange).
+    let shape: &[usize] = if shape.is_empty() { &[1] } else { shape };
     let (&cols, outer) = shape.split_last().ok_or_else(|| Error::InvalidConfig {
         what: "shape".into(),
         value: "[]".into(),
