@@ -266,10 +266,7 @@ impl PipelineKey {
                 return Err(crate::error::Error::InvalidConfig {
                     what: "dynamic row workgroup".into(),
                     value: workgroup.to_string(),
-                    reason: format!(
-                        "must be one of {:?}",
-                        crate::gpu::dynamic::ROW_WORKGROUPS
-                    ),
+                    reason: format!("must be one of {:?}", crate::gpu::dynamic::ROW_WORKGROUPS),
                 });
             }
         }
