@@ -628,3 +628,15 @@ fn edited_models_and_inconsistent_layers_are_refused() {
     ));
     assert!(argmax_rows(&[1.0, 2.0], 0).is_empty());
 }
+
+/// Bytes outside the params' range are refused (-128 under narrow [-127, 127]).
+#[test]
+fn quantized_tensors_refuse_bytes_outside_their_range() {
+    let Some(ctx) = gpu() else { return };
+    let p = QuantParams::per_tensor(0.1, 0, QType::I8.narrow_range()).unwrap();
+    assert!(matches!(
+        Tensor::from_quantized(ctx, &[0x80; 8], 2, 4, p.clone()),
+        Err(Error::ZeroPointOutOfRange { value: -128, .. })
+    ));
+    assert!(Tensor::from_quantized(ctx, &[0x81; 8], 2, 4, p).is_ok());
+}

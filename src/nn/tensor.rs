@@ -313,6 +313,18 @@ impl Tensor {
                 "activation tensors are quantized per tensor, not per axis".into(),
             ));
         }
+        let (lo, hi) = (params.range().qmin(), params.range().qmax());
+        if let Some(i) = bytes.iter().position(|&b| {
+            let q = crate::reference::quantize::from_storage_byte(b, params.qtype());
+            q < lo || q > hi
+        }) {
+            return Err(Error::ZeroPointOutOfRange {
+                what: format!("quantized value at element {i} (outside the params' range)"),
+                value: crate::reference::quantize::from_storage_byte(bytes[i], params.qtype()),
+                qmin: lo,
+                qmax: hi,
+            });
+        }
         let spec = TensorSpec::quantized(cols, params);
         check_elements(&spec, bytes.len(), rows)?;
         let words = pack_bytes(bytes, rows, cols)?;
