@@ -2,7 +2,7 @@
 //! GEMM, held to its written error bound), to compare accuracy and speed with INT8 on the
 //! same adapter.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::context::Context;
 use crate::gpu::matmul_f32::F32Linear;
 use crate::nn::float::FloatModel;
@@ -96,30 +96,22 @@ fn encode_layers(
     input: &Tensor,
     output: &mut Tensor,
 ) -> Result<()> {
-    let count = layers.len();
-    for (i, layer) in layers.iter().enumerate() {
-        let (done, rest) = intermediates.split_at_mut(i.min(count - 1));
-        let source = if i == 0 { input } else { &done[i - 1] };
-        let target = if i + 1 == count {
-            &mut *output
-        } else {
-            &mut rest[0]
-        };
-        source
-            .spec()
-            .check("F32Model layer input", &TensorSpec::f32(layer.k()))?;
-        target
-            .spec()
-            .check("F32Model layer output", &TensorSpec::f32(layer.n()))?;
-        let rows = source.rows();
-        target.check_capacity("F32Model layer output", rows)?;
-        layer.encode(ctx, encoder, rows, source.buffer(), target.buffer())?;
-        target.set_rows(rows)?;
-    }
-    if count == 0 {
-        return Err(Error::EmptyInput {
-            what: "model layers".into(),
-        });
-    }
-    Ok(())
+    crate::nn::tensor::chain_steps(
+        layers,
+        intermediates,
+        input,
+        output,
+        |layer, source, target| {
+            source
+                .spec()
+                .check("F32Model layer input", &TensorSpec::f32(layer.k()))?;
+            target
+                .spec()
+                .check("F32Model layer output", &TensorSpec::f32(layer.n()))?;
+            let rows = source.rows();
+            target.check_capacity("F32Model layer output", rows)?;
+            layer.encode(ctx, encoder, rows, source.buffer(), target.buffer())?;
+            target.set_rows(rows)
+        },
+    )
 }

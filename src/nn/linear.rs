@@ -268,11 +268,7 @@ pub fn widen_weight_scales_for_bias(
     if !changed {
         return Ok(weights.clone());
     }
-    let zero_points = weights.zero_points().to_vec();
-    match weights.axis() {
-        None => QuantParams::per_tensor(scales[0], zero_points[0], weights.range()),
-        Some(axis) => QuantParams::per_axis(axis, scales, zero_points, weights.range()),
-    }
+    weights.with_scales(scales)
 }
 
 /// The smallest weight scale a dynamic layer uses: `2^-103`. A dynamic row's scale is at
@@ -289,12 +285,7 @@ pub fn floor_weight_scales(weights: &QuantParams, floor: f32) -> Result<QuantPar
     if weights.scales().iter().all(|&s| s >= floor) {
         return Ok(weights.clone());
     }
-    let scales: Vec<f32> = weights.scales().iter().map(|&s| s.max(floor)).collect();
-    let zero_points = weights.zero_points().to_vec();
-    match weights.axis() {
-        None => QuantParams::per_tensor(scales[0], zero_points[0], weights.range()),
-        Some(axis) => QuantParams::per_axis(axis, scales, zero_points, weights.range()),
-    }
+    weights.with_scales(weights.scales().iter().map(|&s| s.max(floor)).collect())
 }
 
 fn invalid(what: &str, value: impl std::fmt::Debug, reason: &str) -> Error {

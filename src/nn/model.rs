@@ -710,18 +710,13 @@ fn encode_chain(
     input: &Tensor,
     output: &mut Tensor,
 ) -> Result<()> {
-    let count = stages.len();
-    for (i, stage) in stages.iter().enumerate() {
-        let (done, rest) = intermediates.split_at_mut(i.min(count - 1));
-        let source = if i == 0 { input } else { &done[i - 1] };
-        let target = if i + 1 == count {
-            &mut *output
-        } else {
-            &mut rest[0]
-        };
-        stage.encode(ctx, encoder, source, target)?;
-    }
-    Ok(())
+    crate::nn::tensor::chain_steps(
+        stages,
+        intermediates,
+        input,
+        output,
+        |stage, source, target| stage.encode(ctx, encoder, source, target),
+    )
 }
 
 fn in_layer(name: &str, e: Error) -> Error {

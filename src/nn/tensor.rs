@@ -628,3 +628,43 @@ fn check_elements(spec: &TensorSpec, len: usize, rows: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs `step` over `steps` in order: the first reads `input`, each writes the intermediate
+/// tensor of its position (one per step but the last), and the last writes `output`. The one
+/// chaining loop of every sequential model.
+///
+/// # Errors
+/// [`Error::EmptyInput`] for no steps; [`Error::LengthMismatch`] unless there is one
+/// intermediate per step but the last; what `step` returns.
+pub(crate) fn chain_steps<T>(
+    steps: &[T],
+    intermediates: &mut [Tensor],
+    input: &Tensor,
+    output: &mut Tensor,
+    mut step: impl FnMut(&T, &Tensor, &mut Tensor) -> Result<()>,
+) -> Result<()> {
+    let count = steps.len();
+    if count == 0 {
+        return Err(Error::EmptyInput {
+            what: "model layers".into(),
+        });
+    }
+    if intermediates.len() + 1 != count {
+        return Err(Error::LengthMismatch {
+            what: "intermediate tensors (one per layer but the last)".into(),
+            got: intermediates.len(),
+            expected: count - 1,
+        });
+    }
+    for (i, s) in steps.iter().enumerate() {
+        let (done, rest) = intermediates.split_at_mut(i.min(count - 1));
+        let source = if i == 0 { input } else { &done[i - 1] };
+        let target = if i + 1 == count {
+            &mut *output
+        } else {
+            &mut rest[0]
+        };
+        step(s, source, target)?;
+    }
+    Ok(())
+}

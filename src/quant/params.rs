@@ -126,6 +126,22 @@ impl QuantParams {
         Some((*self.scales.get(i)?, *self.zero_points.get(i)?))
     }
 
+    /// The same params with other scales (same count, zero points, range and axis), checked
+    /// as any params are.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] for another count; [`Error::InvalidScale`].
+    pub fn with_scales(&self, scales: Vec<f32>) -> Result<Self> {
+        if scales.len() != self.scales.len() {
+            return Err(Error::LengthMismatch {
+                what: "scales".into(),
+                got: scales.len(),
+                expected: self.scales.len(),
+            });
+        }
+        Self::build(self.range, scales, self.zero_points.clone(), self.axis)
+    }
+
     /// Checks these params against a tensor shape: the axis exists and has one entry per index.
     ///
     /// The rank rule (shared by the reference and the GPU ops): a rank-0 shape `[]` is a
