@@ -47,7 +47,7 @@ impl F32Model {
     /// Records the model from `input` to `output` (f32 tensors) into the caller's encoder.
     ///
     /// # Errors
-    /// [`Error::TensorMismatch`], [`Error::CapacityExceeded`], GPU errors.
+    /// [`Error::TensorMismatch`](crate::Error::TensorMismatch), [`Error::CapacityExceeded`](crate::Error::CapacityExceeded), GPU errors.
     pub fn encode(
         &mut self,
         ctx: &Context,
@@ -68,7 +68,7 @@ impl F32Model {
     /// Runs `rows` rows and returns the output.
     ///
     /// # Errors
-    /// As [`F32Model::encode`], plus [`Error::ShapeMismatch`] for `x`.
+    /// As [`F32Model::encode`], plus [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) for `x`.
     pub async fn run(&mut self, ctx: &Context, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         self.input.write_f32(ctx, x, rows)?;
         let (stages, intermediates) = (&self.layers, &mut self.intermediates);
