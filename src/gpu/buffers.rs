@@ -2,13 +2,14 @@
 //! the checks every `encode` makes on caller buffers, dispatch grids and readback.
 
 use crate::error::{Error, Result};
-use crate::gpu::context::Context;
+use crate::gpu::context::{Context, ScopeFuture};
 
 /// Runs `f` on the device inside validation, out-of-memory and internal error scopes (wgpu's
 /// scopes are per thread, so only this call's errors are caught) and returns its value, or
 /// the first error as [`Error::Gpu`] prefixed with `what`. Every bind group, pipeline and
 /// buffer the crate creates goes through it, so a wgpu error is a typed error, never wgpu's
-/// default handler (which panics).
+/// default handler (which panics). Nothing blocks: on native the scopes' verdicts are ready
+/// at once; in a browser they resolve later and [`Context::flush`] reports them.
 ///
 /// # Errors
 /// [`Error::DeviceLost`] before or after; [`Error::Gpu`] for an error `f` caused.
@@ -19,16 +20,51 @@ pub fn captured<T>(ctx: &Context, what: &str, f: impl FnOnce(&wgpu::Device) -> T
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let value = f(device);
-    let errors = [
-        pollster::block_on(validation.pop()).map(|e| format!("{what}: {e}")),
-        pollster::block_on(oom.pop()).map(|e| format!("{what}: out of memory: {e}")),
-        pollster::block_on(internal.pop()).map(|e| format!("{what}: internal error: {e}")),
-    ];
-    if let Some(message) = errors.into_iter().flatten().next() {
-        return Err(Error::Gpu(message));
-    }
+    let verdict = |pop: Box<dyn FnOnce(wgpu::Error) -> String + Send>,
+                   scope: wgpu::ErrorScopeGuard| {
+        let popped = scope.pop();
+        Box::pin(async move { popped.await.map(pop) }) as ScopeFuture
+    };
+    let (v, o, i) = (what.to_string(), what.to_string(), what.to_string());
+    ctx.settle(vec![
+        verdict(Box::new(move |e| format!("{v}: {e}")), validation),
+        verdict(Box::new(move |e| format!("{o}: out of memory: {e}")), oom),
+        verdict(
+            Box::new(move |e| format!("{i}: internal error: {e}")),
+            internal,
+        ),
+    ])?;
     ctx.check_alive()?;
     Ok(value)
+}
+
+/// A one-shot signal: the future resolves with the value the returned function is called
+/// with (from a wgpu callback, on any thread or the browser's event loop).
+pub(crate) fn oneshot<T: Send + 'static>()
+-> (impl Future<Output = T>, impl FnOnce(T) + Send + 'static) {
+    use std::sync::{Arc, Mutex};
+    type Slot<T> = Arc<Mutex<(Option<T>, Option<std::task::Waker>)>>;
+    let slot: Slot<T> = Arc::new(Mutex::new((None, None)));
+    let sink = slot.clone();
+    let signal = move |value: T| {
+        if let Ok(mut s) = sink.lock() {
+            s.0 = Some(value);
+            if let Some(w) = s.1.take() {
+                w.wake();
+            }
+        }
+    };
+    let done = std::future::poll_fn(move |cx| match slot.lock() {
+        Ok(mut s) => match s.0.take() {
+            Some(value) => std::task::Poll::Ready(value),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        },
+        Err(_) => std::task::Poll::Pending,
+    });
+    (done, signal)
 }
 
 /// `bytes` rounded up to whole words (at least one), checked against `max_buffer_size`
@@ -295,11 +331,13 @@ pub fn grid(ctx: &Context, invocations: u64, workgroup: u32) -> Result<(u32, u32
     Ok((x as u32, y as u32, width))
 }
 
-/// Reads back the first `bytes` bytes (a multiple of 4) of a `COPY_SRC` buffer, blocking.
+/// Reads back the first `bytes` bytes (a multiple of 4) of a `COPY_SRC` buffer, without
+/// blocking: copies them to a new staging buffer, waits for the map, then
+/// [`Context::flush`]es so an earlier error is never hidden behind stale data.
 ///
 /// # Errors
 /// [`Error::Gpu`] for any wgpu validation, out-of-memory or mapping error.
-pub fn read_blocking(ctx: &Context, source: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+pub async fn read(ctx: &Context, source: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
     if bytes == 0 {
         return Ok(Vec::new());
     }
@@ -309,26 +347,20 @@ pub fn read_blocking(ctx: &Context, source: &wgpu::Buffer, bytes: u64) -> Result
         bytes,
         wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
     )?;
-    ctx.submit_blocking("readback", |encoder| {
+    ctx.submit("readback", |encoder| {
         encoder.copy_buffer_to_buffer(source, 0, &readback, 0, bytes);
         Ok(())
     })?;
-    let slice = readback.slice(..bytes);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.wait_idle()?;
-    rx.recv()
-        .map_err(|e| Error::Gpu(format!("map callback dropped: {e}")))?
-        .map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
-    let view = slice
-        .get_mapped_range()
-        .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
-    let out = view.to_vec();
-    drop(view);
-    readback.unmap();
-    Ok(out)
+    map_read(ctx, &readback, bytes).await
+}
+
+/// Blocking form of [`read`] (native only).
+///
+/// # Errors
+/// As [`read`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_blocking(ctx: &Context, source: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    pollster::block_on(read(ctx, source, bytes))
 }
 
 /// A bind group from buffers bound whole, in binding order, created inside an error scope.
@@ -372,57 +404,27 @@ pub fn bind_group_of(
 }
 
 /// Maps the first `bytes` bytes of a `MAP_READ` buffer and copies them out, without
-/// blocking: the returned future resolves when wgpu calls back. On native it polls the
-/// device each time it is polled (no thread waits); in a browser the event loop drives it.
+/// blocking a browser: the returned future resolves when wgpu calls back (the browser's event
+/// loop drives it). On native wgpu calls back only from a poll, so polling the future waits
+/// on the device. Then [`Context::flush`]es, so an earlier call's error is reported instead
+/// of data it left stale.
 ///
 /// # Errors
-/// [`Error::Gpu`] for a mapping error, [`Error::DeviceLost`].
+/// [`Error::Gpu`] for a mapping error or an earlier call's error; [`Error::DeviceLost`].
 pub async fn map_read(ctx: &Context, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-    use std::sync::{Arc, Mutex};
     if bytes == 0 {
         return Ok(Vec::new());
     }
-    type Slot = Arc<
-        Mutex<(
-            Option<std::result::Result<(), wgpu::BufferAsyncError>>,
-            Option<std::task::Waker>,
-        )>,
-    >;
-    let slot: Slot = Arc::default();
-    let sink = slot.clone();
+    let (mapped, signal) = oneshot();
     let slice = buffer.slice(..bytes);
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        if let Ok(mut s) = sink.lock() {
-            s.0 = Some(r);
-            if let Some(w) = s.1.take() {
-                w.wake();
-            }
-        }
-    });
-    let device = ctx.device().clone();
-    let result = std::future::poll_fn(|cx| {
-        let ready = |slot: &Slot| slot.lock().ok().and_then(|mut s| s.0.take());
-        if let Some(r) = ready(&slot) {
-            return std::task::Poll::Ready(Ok(r));
-        }
-        if let Err(e) = device.poll(wgpu::PollType::Poll) {
-            return std::task::Poll::Ready(Err(Error::Gpu(format!("poll: {e}"))));
-        }
-        if let Some(r) = ready(&slot) {
-            return std::task::Poll::Ready(Ok(r));
-        }
-        if let Ok(mut s) = slot.lock() {
-            s.1 = Some(cx.waker().clone());
-        }
-        // Native wgpu calls back only from a poll: ask to be polled again.
-        if !cfg!(target_arch = "wasm32") {
-            cx.waker().wake_by_ref();
-        }
-        std::task::Poll::Pending
-    })
-    .await?;
-    result.map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
-    ctx.check_alive()?;
+    slice.map_async(wgpu::MapMode::Read, signal);
+    #[cfg(not(target_arch = "wasm32"))]
+    ctx.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+    let mapping = mapped.await;
+    ctx.flush().await?;
+    mapping.map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
     let view = slice
         .get_mapped_range()
         .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;

@@ -30,7 +30,28 @@ pub struct Context {
     dot4_polyfill: bool,
     /// The outcome of the packed dot-product self-test.
     dot4_self_test: crate::gpu::capabilities::Dot4SelfTest,
+    /// Error-scope pops that had not resolved when their call returned (in a browser they
+    /// resolve on the event loop), settled by the next [`Context::flush`].
+    pending_scopes: PendingScopes,
 }
+
+/// The pops [`Context::settle`] could not settle at once.
+#[derive(Clone, Default)]
+struct PendingScopes(Arc<Mutex<Vec<ScopeFuture>>>);
+
+impl std::fmt::Debug for PendingScopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|p| p.len()).unwrap_or(0);
+        write!(f, "PendingScopes({n})")
+    }
+}
+
+/// An error-scope pop, already turned into the message it would report.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type ScopeFuture = std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+/// An error-scope pop, already turned into the message it would report.
+#[cfg(target_arch = "wasm32")]
+pub(crate) type ScopeFuture = std::pin::Pin<Box<dyn Future<Output = Option<String>>>>;
 
 /// The process-wide `wgpu::Instance` every headless context is created on (built on first
 /// use from the `WGPU_*` environment variables, e.g. `WGPU_BACKEND`).
@@ -71,6 +92,7 @@ impl Context {
             probe_layout: Arc::default(),
             dot4_polyfill: false,
             dot4_self_test: crate::gpu::capabilities::Dot4SelfTest::NotRun,
+            pending_scopes: PendingScopes::default(),
         }
     }
 
@@ -82,14 +104,18 @@ impl Context {
     /// # Errors
     /// [`Error::NoAdapter`] when no adapter (or none matching `WGPU_ADAPTER_NAME`) exists;
     /// [`Error::Gpu`] when the device request fails.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn headless() -> Result<Self> {
         pollster::block_on(Self::headless_async())
     }
 
-    /// Async form of [`Context::headless`].
+    /// Creates a device on the default adapter without blocking: the constructor for the
+    /// browser (WebGPU), and the async form of `Context::headless` on native. In a browser
+    /// the environment variables are absent and the page's WebGPU adapter is used.
     ///
     /// # Errors
-    /// As [`Context::headless`].
+    /// [`Error::NoAdapter`] when no adapter (or none matching `WGPU_ADAPTER_NAME`) exists;
+    /// [`Error::Gpu`] when the device request fails.
     pub async fn headless_async() -> Result<Self> {
         let instance = shared_instance();
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
@@ -158,28 +184,35 @@ impl Context {
             probe_layout: Arc::default(),
             dot4_polyfill: false,
             dot4_self_test: crate::gpu::capabilities::Dot4SelfTest::NotRun,
+            pending_scopes: PendingScopes::default(),
         };
         #[cfg(not(target_arch = "wasm32"))]
         ctx.run_dot4_self_test();
         Ok(ctx)
     }
 
-    /// Runs the packed dot-product self-test ([`crate::gpu::dot4::self_test_blocking`]) and
-    /// records its outcome: when `dot4I8Packed` or `dot4U8Packed` disagrees with the CPU on
-    /// an edge value, or the test cannot run, the context switches to the polyfill path (the
-    /// integer GEMM then computes its dot products from unpacked i32 multiply-adds). A
-    /// headless context runs it at creation; a context over the caller's device
+    /// Runs the packed dot-product self-test ([`crate::gpu::dot4::self_test`]) and records
+    /// its outcome: when `dot4I8Packed` or `dot4U8Packed` disagrees with the CPU on an edge
+    /// value, or the test cannot run, the context switches to the polyfill path (the integer
+    /// GEMM then computes its dot products from unpacked i32 multiply-adds). A context made
+    /// by [`Context::headless_async`] runs it at creation; a context over the caller's device
     /// ([`Context::from_wgpu`]) runs it when the caller asks. Layers built before keep the
     /// path they were built with.
-    pub fn run_dot4_self_test(&mut self) -> &crate::gpu::capabilities::Dot4SelfTest {
+    pub async fn run_dot4_self_test_async(&mut self) -> &crate::gpu::capabilities::Dot4SelfTest {
         use crate::gpu::capabilities::Dot4SelfTest;
-        self.dot4_self_test = match crate::gpu::dot4::self_test_blocking(self) {
+        self.dot4_self_test = match crate::gpu::dot4::self_test(self).await {
             Ok(None) => Dot4SelfTest::Passed,
             Ok(Some(mismatch)) => Dot4SelfTest::Failed(mismatch),
             Err(e) => Dot4SelfTest::Failed(format!("the self-test could not run: {e}")),
         };
         self.dot4_polyfill = !matches!(self.dot4_self_test, Dot4SelfTest::Passed);
         &self.dot4_self_test
+    }
+
+    /// Blocking form of [`Context::run_dot4_self_test_async`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_dot4_self_test(&mut self) -> &crate::gpu::capabilities::Dot4SelfTest {
+        pollster::block_on(self.run_dot4_self_test_async())
     }
 
     /// The same context with the integer GEMM's dot products forced onto the polyfill path
@@ -309,14 +342,15 @@ impl Context {
         caps
     }
 
-    /// Encodes with `record`, submits, and returns the errors of exactly this call: a
-    /// validation, out-of-memory or internal error scope is pushed on this thread around the
-    /// encoding and the submit, so another thread's failure is never reported here, nor
-    /// this one's there. The blocking helpers submit through it.
+    /// Encodes with `record` and submits, without waiting: a validation, out-of-memory or
+    /// internal error scope is pushed on this thread around the encoding and the submit, so
+    /// another thread's failure is never reported here, nor this one's there. On native the
+    /// errors are known when it returns; in a browser they arrive later and the next
+    /// [`Context::flush`] (every async readback and run calls it) reports them.
     ///
     /// # Errors
     /// What `record` returns; [`Error::Gpu`] for a wgpu error of the encoding or the submit.
-    pub fn submit_blocking(
+    pub fn submit(
         &self,
         what: &str,
         record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
@@ -330,24 +364,88 @@ impl Context {
         })?
     }
 
-    /// Blocks until all submitted work has finished.
+    /// Settles error-scope pops: each is polled once (on native wgpu they are always ready,
+    /// so nothing waits) and one still pending (a browser's promise) is kept for the next
+    /// [`Context::flush`].
     ///
     /// # Errors
-    /// [`Error::Gpu`] when the device is lost or the wait fails.
-    pub fn wait_idle(&self) -> Result<()> {
-        self.check_alive()?;
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
-        // An error outside every scope (a failed submit) must not let a readback return
-        // stale data as if it were a result.
-        let first = self.uncaptured.lock().ok().and_then(|mut e| {
-            let mine = e.remove(&std::thread::current().id())?;
-            mine.into_iter().next()
-        });
+    /// [`Error::Gpu`] with the first message of a pop that was ready.
+    pub(crate) fn settle(&self, pops: Vec<ScopeFuture>) -> Result<()> {
+        let mut first = None;
+        let mut waker_cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for mut pop in pops {
+            match pop.as_mut().poll(&mut waker_cx) {
+                std::task::Poll::Ready(message) => first = first.or(message),
+                std::task::Poll::Pending => {
+                    if let Ok(mut pending) = self.pending_scopes.0.lock() {
+                        pending.push(pop);
+                    }
+                }
+            }
+        }
+        first.map_or(Ok(()), |message| Err(Error::Gpu(message)))
+    }
+
+    /// Reports the errors of this context's earlier calls that were not known when they
+    /// returned: error scopes still pending (a browser's), and errors no scope caught that
+    /// wgpu filed for this thread (a failed submit). Every async readback and model run
+    /// calls it after its work completed, so a result is never returned over an error.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] with the first such error; [`Error::DeviceLost`].
+    pub async fn flush(&self) -> Result<()> {
+        let pending: Vec<ScopeFuture> = self
+            .pending_scopes
+            .0
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        let mut first = None;
+        for pop in pending {
+            let message = pop.await;
+            first = first.or(message);
+        }
+        if first.is_none() {
+            first = self.uncaptured.lock().ok().and_then(|mut e| {
+                let mine = e.remove(&std::thread::current().id())?;
+                mine.into_iter().next()
+            });
+        }
         match first {
             Some(message) => Err(Error::Gpu(message)),
             None => self.check_alive(),
         }
+    }
+
+    /// Waits, without blocking a browser's event loop, until all work submitted so far has
+    /// finished, then [`Context::flush`]es. On native wgpu learns of completion only by
+    /// polling, so polling this future waits on the device.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the wait fails or an earlier call's error surfaces;
+    /// [`Error::DeviceLost`].
+    pub async fn wait(&self) -> Result<()> {
+        self.check_alive()?;
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        #[cfg(target_arch = "wasm32")]
+        {
+            let (done, signal) = crate::gpu::buffers::oneshot();
+            self.queue.on_submitted_work_done(move || signal(()));
+            done.await;
+        }
+        self.flush().await
+    }
+
+    /// Blocks until all submitted work has finished (native only; [`Context::wait`] is the
+    /// async form).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the device is lost or the wait fails.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait_idle(&self) -> Result<()> {
+        pollster::block_on(self.wait())
     }
 }

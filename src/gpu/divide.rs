@@ -2,15 +2,24 @@
 //! adapter, whatever its `/` accuracy. CPU twin: [`crate::quant::divide`].
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{bind_group, create, grid, read_blocking, upload};
+use crate::gpu::buffers::{bind_group, create, grid, read, upload};
 use crate::gpu::context::Context;
 use crate::gpu::pipelines::PipelineKey;
 
-/// `a[i] / b[i]` for every `i`, correctly rounded, on the GPU (blocking helper).
+/// Blocking form of [`divide`] (native only).
+///
+/// # Errors
+/// As [`divide`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn divide_blocking(ctx: &Context, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+    pollster::block_on(divide(ctx, a, b))
+}
+
+/// `a[i] / b[i]` for every `i`, correctly rounded, on the GPU.
 ///
 /// # Errors
 /// [`Error::DimensionMismatch`] for different lengths; GPU errors.
-pub fn divide_blocking(ctx: &Context, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+pub async fn divide(ctx: &Context, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
     if a.len() != b.len() {
         return Err(Error::DimensionMismatch {
             what: "dividend vs divisor length".into(),
@@ -41,7 +50,7 @@ pub fn divide_blocking(ctx: &Context, a: &[f32], b: &[f32]) -> Result<Vec<f32>> 
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
     )?;
     let group = bind_group(ctx, "divide", &pipeline, &[&uniforms, &x, &y, &out])?;
-    ctx.submit_blocking("divide", |encoder| {
+    ctx.submit("divide", |encoder| {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("divide"),
             timestamp_writes: None,
@@ -51,7 +60,5 @@ pub fn divide_blocking(ctx: &Context, a: &[f32], b: &[f32]) -> Result<Vec<f32>> 
         pass.dispatch_workgroups(gx, gy, 1);
         Ok(())
     })?;
-    Ok(bytemuck::pod_collect_to_vec(&read_blocking(
-        ctx, &out, bytes,
-    )?))
+    Ok(bytemuck::pod_collect_to_vec(&read(ctx, &out, bytes).await?))
 }

@@ -111,26 +111,44 @@ impl Dot4Kernel {
     }
 }
 
-/// Reads back `words` `u32`s of a `COPY_SRC` buffer, blocking.
+/// Reads back `words` `u32`s of a `COPY_SRC` buffer.
 ///
 /// # Errors
 /// [`Error::Gpu`] for any wgpu validation, out-of-memory or mapping error.
-pub fn read_words_blocking(ctx: &Context, source: &wgpu::Buffer, words: u64) -> Result<Vec<u32>> {
+pub async fn read_words(ctx: &Context, source: &wgpu::Buffer, words: u64) -> Result<Vec<u32>> {
     let bytes = words.checked_mul(4).ok_or_else(|| Error::SizeOverflow {
         what: format!("readback of {words} words in bytes"),
     })?;
     Ok(bytemuck::pod_collect_to_vec(
-        &crate::gpu::buffers::read_blocking(ctx, source, bytes)?,
+        &crate::gpu::buffers::read(ctx, source, bytes).await?,
     ))
 }
 
-/// Uploads the operands, runs [`Dot4Kernel`] and reads the results back: the blocking
-/// convenience on top of [`Dot4Kernel::encode`].
+/// Blocking form of [`read_words`] (native only).
+///
+/// # Errors
+/// As [`read_words`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_words_blocking(ctx: &Context, source: &wgpu::Buffer, words: u64) -> Result<Vec<u32>> {
+    pollster::block_on(read_words(ctx, source, words))
+}
+
+/// Blocking form of [`dot4_i8_packed`] (native only).
+///
+/// # Errors
+/// As [`dot4_i8_packed`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn dot4_i8_packed_blocking(ctx: &Context, lhs: &[u32], rhs: &[u32]) -> Result<Vec<i32>> {
+    pollster::block_on(dot4_i8_packed(ctx, lhs, rhs))
+}
+
+/// Uploads the operands, runs [`Dot4Kernel`] and reads the results back: the convenience on
+/// top of [`Dot4Kernel::encode`].
 ///
 /// # Errors
 /// [`Error::DimensionMismatch`] when the slices differ in length; [`Error::Unsupported`]
 /// above the adapter's limits; [`Error::Gpu`] for wgpu errors.
-pub fn dot4_i8_packed_blocking(ctx: &Context, lhs: &[u32], rhs: &[u32]) -> Result<Vec<i32>> {
+pub async fn dot4_i8_packed(ctx: &Context, lhs: &[u32], rhs: &[u32]) -> Result<Vec<i32>> {
     if lhs.len() != rhs.len() {
         return Err(Error::DimensionMismatch {
             what: "dot4 operand lengths".into(),
@@ -143,10 +161,10 @@ pub fn dot4_i8_packed_blocking(ctx: &Context, lhs: &[u32], rhs: &[u32]) -> Resul
     }
     let len = u32::try_from(lhs.len())
         .map_err(|_| Error::Unsupported(format!("{} words exceed u32 indexing", lhs.len())))?;
-    run_blocking(ctx, &Dot4Kernel::new(ctx)?, lhs, rhs, len)
+    run(ctx, &Dot4Kernel::new(ctx)?, lhs, rhs, len).await
 }
 
-fn run_blocking(
+async fn run(
     ctx: &Context,
     kernel: &Dot4Kernel,
     lhs: &[u32],
@@ -162,10 +180,10 @@ fn run_blocking(
         u64::from(len) * 4,
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
     )?;
-    ctx.submit_blocking("dot4", |encoder| {
+    ctx.submit("dot4", |encoder| {
         kernel.encode(ctx, encoder, &lhs_buf, &rhs_buf, &out_buf, len)
     })?;
-    let words = read_words_blocking(ctx, &out_buf, u64::from(len))?;
+    let words = read_words(ctx, &out_buf, u64::from(len)).await?;
     Ok(bytemuck::cast_slice(&words).to_vec())
 }
 
@@ -219,17 +237,17 @@ pub fn self_test_operands() -> (Vec<u32>, Vec<u32>) {
 
 /// Runs `dot4I8Packed` and `dot4U8Packed` over [`self_test_operands`] and compares every
 /// result with the CPU: `Ok(None)` when all agree, `Ok(Some(first mismatch))` otherwise.
-/// [`Context::run_dot4_self_test`] records the outcome.
+/// [`Context::run_dot4_self_test_async`] records the outcome.
 ///
 /// # Errors
 /// GPU errors (the test could not run).
-pub fn self_test_blocking(ctx: &Context) -> Result<Option<String>> {
+pub async fn self_test(ctx: &Context) -> Result<Option<String>> {
     let (lhs, rhs) = self_test_operands();
     let len = u32::try_from(lhs.len()).map_err(|_| Error::SizeOverflow {
         what: "self-test operand count".into(),
     })?;
-    let signed = run_blocking(ctx, &Dot4Kernel::new(ctx)?, &lhs, &rhs, len)?;
-    let unsigned = run_blocking(ctx, &Dot4Kernel::unsigned(ctx)?, &lhs, &rhs, len)?;
+    let signed = run(ctx, &Dot4Kernel::new(ctx)?, &lhs, &rhs, len).await?;
+    let unsigned = run(ctx, &Dot4Kernel::unsigned(ctx)?, &lhs, &rhs, len).await?;
     for (i, (&a, &b)) in lhs.iter().zip(&rhs).enumerate() {
         let want = crate::reference::dot::dot4_i8_packed(a, b);
         if signed[i] != want {
@@ -247,4 +265,13 @@ pub fn self_test_blocking(ctx: &Context) -> Result<Option<String>> {
         }
     }
     Ok(None)
+}
+
+/// Blocking form of [`self_test`] (native only).
+///
+/// # Errors
+/// As [`self_test`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn self_test_blocking(ctx: &Context) -> Result<Option<String>> {
+    pollster::block_on(self_test(ctx))
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{check_storage, create, grid, read_blocking, upload};
+use crate::gpu::buffers::{check_storage, create, grid, read, upload};
 use crate::gpu::context::Context;
 use crate::gpu::gemm::RowParams;
 use crate::gpu::pipelines::PipelineKey;
@@ -447,12 +447,11 @@ pub fn encode_dynamic_quantize(
         .encode(ctx, encoder, rows, input, output, row_params)
 }
 
-/// Dynamically quantizes on the GPU and reads back the bytes and the per-group params
-/// (blocking helper).
+/// Dynamically quantizes on the GPU and reads back the bytes and the per-group params.
 ///
 /// # Errors
 /// As [`encode_dynamic_quantize`], plus [`Error::ShapeMismatch`] for `x`.
-pub fn dynamic_quantize_blocking(
+pub async fn dynamic_quantize(
     ctx: &Context,
     x: &[f32],
     rows: usize,
@@ -462,14 +461,30 @@ pub fn dynamic_quantize_blocking(
 ) -> Result<DynamicQuantized> {
     check_len("dynamic quantize input", x.len(), rows, cols)?;
     let q = DynamicQuantizer::new(ctx, scheme, granularity, rows, cols)?;
-    q.run_blocking(ctx, x, rows)
+    q.run(ctx, x, rows).await
+}
+
+/// Blocking form of [`dynamic_quantize`] (native only).
+///
+/// # Errors
+/// As [`dynamic_quantize`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn dynamic_quantize_blocking(
+    ctx: &Context,
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    scheme: DynamicScheme,
+    granularity: DynamicGranularity,
+) -> Result<DynamicQuantized> {
+    pollster::block_on(dynamic_quantize(ctx, x, rows, cols, scheme, granularity))
 }
 
 /// The storage bytes and every row's [`RowParams`] as the GPU wrote them.
 ///
 /// # Errors
-/// As [`dynamic_quantize_blocking`].
-pub fn dynamic_quantize_buffers_blocking(
+/// As [`dynamic_quantize`].
+pub async fn dynamic_quantize_buffers(
     ctx: &Context,
     x: &[f32],
     rows: usize,
@@ -478,17 +493,65 @@ pub fn dynamic_quantize_buffers_blocking(
     granularity: DynamicGranularity,
 ) -> Result<(Vec<u8>, Vec<RowParams>)> {
     check_len("dynamic quantize input", x.len(), rows, cols)?;
-    DynamicQuantizer::new(ctx, scheme, granularity, rows, cols)?.run_buffers_blocking(ctx, x, rows)
+    DynamicQuantizer::new(ctx, scheme, granularity, rows, cols)?
+        .run_buffers(ctx, x, rows)
+        .await
+}
+
+/// Blocking form of [`dynamic_quantize_buffers`] (native only).
+///
+/// # Errors
+/// As [`dynamic_quantize_buffers`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn dynamic_quantize_buffers_blocking(
+    ctx: &Context,
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    scheme: DynamicScheme,
+    granularity: DynamicGranularity,
+) -> Result<(Vec<u8>, Vec<RowParams>)> {
+    pollster::block_on(dynamic_quantize_buffers(
+        ctx,
+        x,
+        rows,
+        cols,
+        scheme,
+        granularity,
+    ))
 }
 
 impl DynamicQuantizer {
+    /// Blocking form of [`DynamicQuantizer::run`] (native only).
+    ///
+    /// # Errors
+    /// As [`DynamicQuantizer::run`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_blocking(&self, ctx: &Context, x: &[f32], rows: usize) -> Result<DynamicQuantized> {
+        pollster::block_on(self.run(ctx, x, rows))
+    }
+
+    /// Blocking form of [`DynamicQuantizer::run_buffers`] (native only).
+    ///
+    /// # Errors
+    /// As [`DynamicQuantizer::run_buffers`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_buffers_blocking(
+        &self,
+        ctx: &Context,
+        x: &[f32],
+        rows: usize,
+    ) -> Result<(Vec<u8>, Vec<RowParams>)> {
+        pollster::block_on(self.run_buffers(ctx, x, rows))
+    }
+
     /// Uploads `x` (`rows × cols`), quantizes it with this quantizer and reads back the
-    /// bytes and the per-group params (blocking helper).
+    /// bytes and the per-group params.
     ///
     /// # Errors
     /// As [`DynamicQuantizer::encode`], plus [`Error::ShapeMismatch`] for `x`.
-    pub fn run_blocking(&self, ctx: &Context, x: &[f32], rows: usize) -> Result<DynamicQuantized> {
-        let (bytes, row_params) = self.run_buffers_blocking(ctx, x, rows)?;
+    pub async fn run(&self, ctx: &Context, x: &[f32], rows: usize) -> Result<DynamicQuantized> {
+        let (bytes, row_params) = self.run_buffers(ctx, x, rows).await?;
         let groups = match self.passes {
             Passes::PerRow { .. } => rows,
             Passes::PerTensor { .. } => rows.min(1),
@@ -501,12 +564,12 @@ impl DynamicQuantizer {
         })
     }
 
-    /// As [`DynamicQuantizer::run_blocking`], returning the storage bytes and every row's
+    /// As [`DynamicQuantizer::run`], returning the storage bytes and every row's
     /// [`RowParams`] as the GPU wrote them.
     ///
     /// # Errors
-    /// As [`DynamicQuantizer::run_blocking`].
-    pub fn run_buffers_blocking(
+    /// As [`DynamicQuantizer::run`].
+    pub async fn run_buffers(
         &self,
         ctx: &Context,
         x: &[f32],
@@ -529,12 +592,12 @@ impl DynamicQuantizer {
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
         let output = create(ctx, "dynamic output", words, usage)?;
         let params = create(ctx, "row params", params_bytes, usage)?;
-        ctx.submit_blocking("dynamic quantize", |encoder| {
+        ctx.submit("dynamic quantize", |encoder| {
             self.encode(ctx, encoder, rows, &input, &output, &params)
         })?;
-        let packed: Vec<u32> = bytemuck::pod_collect_to_vec(&read_blocking(ctx, &output, words)?);
+        let packed: Vec<u32> = bytemuck::pod_collect_to_vec(&read(ctx, &output, words).await?);
         let row_params: Vec<RowParams> =
-            bytemuck::pod_collect_to_vec(&read_blocking(ctx, &params, params_bytes)?);
+            bytemuck::pod_collect_to_vec(&read(ctx, &params, params_bytes).await?);
         Ok((unpack_bytes(&packed, rows, self.cols)?, row_params))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use half::f16;
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{check_buffer, create, read_blocking, upload};
+use crate::gpu::buffers::{check_buffer, create, read, upload};
 use crate::gpu::context::Context;
 use crate::gpu::pipelines::{EpilogueKind, MatmulVariant, PipelineKey};
 use crate::quant::calibrate::{Observer, RangeEstimator};
@@ -835,7 +835,7 @@ impl QLinear {
         }
         .tiling();
         let (cols_per_group, rows_per_group) = (4 * wg_x as usize, (tile_m * wg_y) as usize);
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // Every buffer and bind group below is made through `captured`.
         let mut dispatches = Vec::new();
         for m0 in (0..m).step_by(m_chunk) {
             let m1 = (m0 + m_chunk).min(m);
@@ -915,9 +915,6 @@ impl QLinear {
                 });
             }
         }
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("preparing matmul_i8: {e}")));
-        }
         Ok(dispatches)
     }
 
@@ -972,7 +969,23 @@ impl QLinear {
         Ok(usize::try_from(fit).unwrap_or(usize::MAX))
     }
 
-    /// Uploads `a` (storage bytes, `m × K`), runs the layer and reads the result back.
+    /// Blocking form of [`QLinear::run`] (native only).
+    ///
+    /// # Errors
+    /// As [`QLinear::run`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_blocking(
+        &self,
+        ctx: &Context,
+        a: &[u8],
+        m: usize,
+        rows: Option<&[RowParams]>,
+    ) -> Result<GemmOutput> {
+        pollster::block_on(self.run(ctx, a, m, rows))
+    }
+
+    /// Uploads `a` (storage bytes, `m × K`), runs the layer and reads the result back
+    /// without blocking.
     /// `rows` gives the per-row params for `ActivationInput::PerRow`.
     ///
     /// # Errors
@@ -980,7 +993,7 @@ impl QLinear {
     /// [`Error::ZeroPointOutOfRange`] for a row's zero point outside the activations'
     /// storage range; [`Error::InvalidScale`] for a row scale that is not positive, finite
     /// and normal when the epilogue uses it (dynamic dequantization).
-    pub fn run_blocking(
+    pub async fn run(
         &self,
         ctx: &Context,
         a: &[u8],
@@ -1020,10 +1033,10 @@ impl QLinear {
             out_bytes,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         )?;
-        ctx.submit_blocking("matmul_i8", |encoder| {
+        ctx.submit("matmul_i8", |encoder| {
             self.encode(ctx, encoder, m, &input, row_buf.as_ref(), &output)
         })?;
-        let bytes = read_blocking(ctx, &output, out_bytes)?;
+        let bytes = read(ctx, &output, out_bytes).await?;
         let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
         let n = self.weights.n;
         Ok(match self.variant.epilogue {

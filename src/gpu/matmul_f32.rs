@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{
-    bind_group_of, check_buffer, check_distinct, create, read_blocking, upload,
-};
+use crate::gpu::buffers::{bind_group_of, check_buffer, check_distinct, create, read, upload};
 use crate::gpu::context::Context;
 use crate::gpu::pipelines::PipelineKey;
 use crate::quant::epilogue::Activation;
@@ -379,11 +377,20 @@ impl F32Linear {
         Ok(())
     }
 
-    /// Uploads `a` (`m × K`, row-major), runs and reads back (blocking).
+    /// Blocking form of [`F32Linear::run`] (native only).
+    ///
+    /// # Errors
+    /// As [`F32Linear::run`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_blocking(&self, ctx: &Context, a: &[f32], m: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.run(ctx, a, m))
+    }
+
+    /// Uploads `a` (`m × K`, row-major), runs and reads back without blocking.
     ///
     /// # Errors
     /// As [`F32Linear::encode`], plus shape and finiteness errors for `a`.
-    pub fn run_blocking(&self, ctx: &Context, a: &[f32], m: usize) -> Result<Vec<f32>> {
+    pub async fn run(&self, ctx: &Context, a: &[f32], m: usize) -> Result<Vec<f32>> {
         check_len("A", a.len(), m, self.k)?;
         crate::error::check_finite("A", a)?;
         if m == 0 {
@@ -401,12 +408,12 @@ impl F32Linear {
             bytes,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         )?;
-        ctx.submit_blocking("matmul_f32", |encoder| {
+        ctx.submit("matmul_f32", |encoder| {
             self.encode(ctx, encoder, m, &input, &output)
         })?;
-        Ok(bytemuck::pod_collect_to_vec(&read_blocking(
-            ctx, &output, bytes,
-        )?))
+        Ok(bytemuck::pod_collect_to_vec(
+            &read(ctx, &output, bytes).await?,
+        ))
     }
 }
 

@@ -6,7 +6,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{bind_group, check_storage, grid, read_blocking, upload};
+use crate::gpu::buffers::{bind_group, check_storage, grid, read, upload};
 use crate::gpu::context::Context;
 use crate::gpu::pipelines::PipelineKey;
 use crate::quant::convention::{Convention, ScaleOp};
@@ -287,11 +287,26 @@ pub fn encode_dequantize(
     Ok(())
 }
 
-/// Quantizes on the GPU and returns one storage byte per element (blocking helper).
+/// Blocking form of [`quantize`] (native only).
+///
+/// # Errors
+/// As [`quantize`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn quantize_blocking(
+    ctx: &Context,
+    convention: Convention,
+    x: &[f32],
+    shape: &[usize],
+    params: &QuantParams,
+) -> Result<Vec<u8>> {
+    pollster::block_on(quantize(ctx, convention, x, shape, params))
+}
+
+/// Quantizes on the GPU and returns one storage byte per element.
 ///
 /// # Errors
 /// As [`encode_quantize`], plus [`Error::ShapeMismatch`] when `x` does not match `shape`.
-pub fn quantize_blocking(
+pub async fn quantize(
     ctx: &Context,
     convention: Convention,
     x: &[f32],
@@ -313,18 +328,32 @@ pub fn quantize_blocking(
     let input = upload(ctx, "quantize input", x, wgpu::BufferUsages::STORAGE)?;
     let bytes = byte_len("quantize output", rows * words_per_row(cols), 4)?;
     let output = crate::gpu::buffers::create(ctx, "quantize output", bytes, usage)?;
-    ctx.submit_blocking("quantize", |encoder| {
+    ctx.submit("quantize", |encoder| {
         q.encode(ctx, encoder, rows, &input, &output)
     })?;
-    let words = read_blocking(ctx, &output, bytes)?;
+    let words = read(ctx, &output, bytes).await?;
     unpack_bytes(&bytemuck::pod_collect_to_vec::<u8, u32>(&words), rows, cols)
 }
 
-/// Dequantizes storage bytes on the GPU (blocking helper).
+/// Blocking form of [`dequantize`] (native only).
+///
+/// # Errors
+/// As [`dequantize`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn dequantize_blocking(
+    ctx: &Context,
+    q: &[u8],
+    shape: &[usize],
+    params: &QuantParams,
+) -> Result<Vec<f32>> {
+    pollster::block_on(dequantize(ctx, q, shape, params))
+}
+
+/// Dequantizes storage bytes on the GPU.
 ///
 /// # Errors
 /// As [`encode_dequantize`], plus [`Error::ShapeMismatch`] when `q` does not match `shape`.
-pub fn dequantize_blocking(
+pub async fn dequantize(
     ctx: &Context,
     q: &[u8],
     shape: &[usize],
@@ -342,10 +371,10 @@ pub fn dequantize_blocking(
     let bytes = byte_len("dequantize output", rows * cols, 4)?;
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let output = crate::gpu::buffers::create(ctx, "dequantize output", bytes, usage)?;
-    ctx.submit_blocking("dequantize", |encoder| {
+    ctx.submit("dequantize", |encoder| {
         encode_dequantize(ctx, encoder, params, shape, &input, &output)
     })?;
-    let out = read_blocking(ctx, &output, bytes)?;
+    let out = read(ctx, &output, bytes).await?;
     Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&out))
 }
 

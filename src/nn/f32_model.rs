@@ -73,7 +73,7 @@ impl F32Model {
         self.input.write_f32(ctx, x, rows)?;
         let (stages, intermediates) = (&self.layers, &mut self.intermediates);
         let (input, output) = (&self.input, &mut self.output);
-        ctx.submit_blocking("F32Model::run", |encoder| {
+        ctx.submit("F32Model::run", |encoder| {
             encode_layers(stages, intermediates, ctx, encoder, input, output)
         })?;
         self.output.read_f32(ctx).await

@@ -547,7 +547,7 @@ impl Linear {
     /// As [`Linear::encode`].
     pub fn run_blocking(&self, ctx: &Context, input: &Tensor) -> Result<Tensor> {
         let mut output = Tensor::new(ctx, self.output_spec.clone(), input.rows())?;
-        ctx.submit_blocking("Linear::run_blocking", |encoder| {
+        ctx.submit("Linear::run_blocking", |encoder| {
             self.encode(ctx, encoder, input, &mut output)
         })?;
         ctx.wait_idle()?;

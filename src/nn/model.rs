@@ -615,7 +615,7 @@ impl QuantizedModel {
         self.input.write_f32(ctx, x, rows)?;
         let (stages, intermediates) = (&self.stages, &mut self.intermediates);
         let (input, output) = (&self.input, &mut self.output);
-        ctx.submit_blocking("QuantizedModel::run", |encoder| {
+        ctx.submit("QuantizedModel::run", |encoder| {
             encode_chain(stages, intermediates, ctx, encoder, input, output)
         })?;
         self.output.read_f32(ctx).await

@@ -502,7 +502,7 @@ impl Tensor {
                 wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             )?,
         };
-        let submitted = ctx.submit_blocking("Tensor readback", |encoder| {
+        let submitted = ctx.submit("Tensor readback", |encoder| {
             encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, bytes);
             Ok(())
         });
