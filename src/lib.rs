@@ -24,6 +24,7 @@ pub mod nn;
 pub mod prelude;
 pub mod quant;
 pub mod reference;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 pub use error::{Error, Result};

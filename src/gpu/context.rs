@@ -186,8 +186,7 @@ impl Context {
             dot4_self_test: crate::gpu::capabilities::Dot4SelfTest::NotRun,
             pending_scopes: PendingScopes::default(),
         };
-        #[cfg(not(target_arch = "wasm32"))]
-        ctx.run_dot4_self_test();
+        ctx.run_dot4_self_test_async().await;
         Ok(ctx)
     }
 

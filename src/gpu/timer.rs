@@ -1,10 +1,12 @@
 //! Timing GPU work for the benchmark: timestamp queries around the recorded work where the
 //! device has them (two empty passes bracket it), wall time around submit and wait otherwise.
 
-use std::time::Instant;
+// std's Instant panics on wasm32-unknown-unknown; web-time is std's on native and
+// `performance.now()` in a browser.
+use web_time::Instant;
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{create, read_blocking};
+use crate::gpu::buffers::{create, read};
 use crate::gpu::context::Context;
 
 /// How times are measured.
@@ -70,11 +72,25 @@ impl GpuTimer {
         }
     }
 
-    /// Records the work with `record`, submits it, waits, and returns its duration in ms.
+    /// Blocking form of [`GpuTimer::time_async`] (native only).
+    ///
+    /// # Errors
+    /// As [`GpuTimer::time_async`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn time(
+        &self,
+        ctx: &Context,
+        record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+    ) -> Result<f64> {
+        pollster::block_on(self.time_async(ctx, record))
+    }
+
+    /// Records the work with `record`, submits it, waits without blocking, and returns its
+    /// duration in ms.
     ///
     /// # Errors
     /// The recorder's errors; [`Error::Gpu`] for wgpu errors.
-    pub fn time(
+    pub async fn time_async(
         &self,
         ctx: &Context,
         record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
@@ -86,7 +102,7 @@ impl GpuTimer {
             crate::gpu::buffers::captured(ctx, "timed submit", |_| {
                 ctx.queue().submit([encoder.finish()])
             })?;
-            ctx.wait_idle()?;
+            ctx.wait().await?;
             return Ok(start.elapsed().as_secs_f64() * 1e3);
         };
         let marker = |encoder: &mut wgpu::CommandEncoder, begin: Option<u32>, end: Option<u32>| {
@@ -106,7 +122,7 @@ impl GpuTimer {
         crate::gpu::buffers::captured(ctx, "timed submit", |_| {
             ctx.queue().submit([encoder.finish()])
         })?;
-        let bytes = read_blocking(ctx, resolve, 16)?;
+        let bytes = read(ctx, resolve, 16).await?;
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
         let period = f64::from(ctx.queue().get_timestamp_period());
         if ticks[1] < ticks[0] {

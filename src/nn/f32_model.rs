@@ -79,10 +79,11 @@ impl F32Model {
         self.output.read_f32(ctx).await
     }
 
-    /// Blocking form of [`F32Model::run`].
+    /// Blocking form of [`F32Model::run`] (native only).
     ///
     /// # Errors
     /// As [`F32Model::run`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run_blocking(&mut self, ctx: &Context, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         pollster::block_on(self.run(ctx, x, rows))
     }

@@ -185,20 +185,29 @@ impl HostTensor {
         }
     }
 
-    /// Reads a GPU tensor back into a host tensor with the same spec (blocking).
+    /// Blocking form of [`HostTensor::from_gpu`] (native only).
+    ///
+    /// # Errors
+    /// As [`HostTensor::from_gpu`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_gpu_blocking(ctx: &Context, tensor: &Tensor) -> Result<HostTensor> {
+        pollster::block_on(Self::from_gpu(ctx, tensor))
+    }
+
+    /// Reads a GPU tensor back into a host tensor with the same spec.
     ///
     /// # Errors
     /// GPU errors.
-    pub fn from_gpu_blocking(ctx: &Context, tensor: &Tensor) -> Result<HostTensor> {
+    pub async fn from_gpu(ctx: &Context, tensor: &Tensor) -> Result<HostTensor> {
         let spec = tensor.spec().clone();
         let data = match spec.element {
-            ElementType::F32 => HostData::F32(tensor.read_f32_blocking(ctx)?),
-            ElementType::F16 => HostData::F16(tensor.read_f16_blocking(ctx)?),
-            ElementType::I32 => HostData::I32(tensor.read_i32_blocking(ctx)?),
+            ElementType::F32 => HostData::F32(tensor.read_f32(ctx).await?),
+            ElementType::F16 => HostData::F16(tensor.read_f16(ctx).await?),
+            ElementType::I32 => HostData::I32(tensor.read_i32(ctx).await?),
             ElementType::Quantized(_) => HostData::Quantized {
-                bytes: tensor.read_quantized_blocking(ctx)?,
+                bytes: tensor.read_quantized(ctx).await?,
                 row_params: if tensor.row_params().is_some() {
-                    tensor.read_row_params_blocking(ctx)?
+                    tensor.read_row_params(ctx).await?
                 } else {
                     Vec::new()
                 },

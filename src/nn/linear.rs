@@ -541,17 +541,27 @@ impl Linear {
         output.set_rows(rows)
     }
 
-    /// Runs the layer on `input` and returns a new output tensor (blocking helper).
+    /// Runs the layer on `input` and returns a new output tensor once the GPU has finished,
+    /// without blocking.
     ///
     /// # Errors
     /// As [`Linear::encode`].
-    pub fn run_blocking(&self, ctx: &Context, input: &Tensor) -> Result<Tensor> {
+    pub async fn run(&self, ctx: &Context, input: &Tensor) -> Result<Tensor> {
         let mut output = Tensor::new(ctx, self.output_spec.clone(), input.rows())?;
-        ctx.submit("Linear::run_blocking", |encoder| {
+        ctx.submit("Linear::run", |encoder| {
             self.encode(ctx, encoder, input, &mut output)
         })?;
-        ctx.wait_idle()?;
+        ctx.wait().await?;
         Ok(output)
+    }
+
+    /// Blocking form of [`Linear::run`] (native only).
+    ///
+    /// # Errors
+    /// As [`Linear::run`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_blocking(&self, ctx: &Context, input: &Tensor) -> Result<Tensor> {
+        pollster::block_on(self.run(ctx, input))
     }
 
     /// The CPU twin: the result the GPU must equal bit for bit. With an f32 bias after the

@@ -621,10 +621,11 @@ impl QuantizedModel {
         self.output.read_f32(ctx).await
     }
 
-    /// Blocking form of [`QuantizedModel::run`].
+    /// Blocking form of [`QuantizedModel::run`] (native only).
     ///
     /// # Errors
     /// As [`QuantizedModel::run`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run_blocking(&mut self, ctx: &Context, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         pollster::block_on(self.run(ctx, x, rows))
     }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use half::f16;
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{create, read_blocking};
+use crate::gpu::buffers::{create, read};
 use crate::gpu::context::Context;
 use crate::quant::pack::{pack_bytes, unpack_bytes, words_per_row};
 use crate::quant::params::QuantParams;
@@ -466,19 +466,20 @@ impl Tensor {
         self.row_params.as_ref()
     }
 
-    /// The raw words of the current rows (blocking). The staging buffer is created once and
-    /// reused.
+    /// Blocking form of [`Tensor::read_words`] (native only).
     ///
     /// # Errors
-    /// GPU errors ([`Error::Gpu`], [`Error::DeviceLost`]).
+    /// As [`Tensor::read_words`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_words_blocking(&self, ctx: &Context) -> Result<Vec<u32>> {
         pollster::block_on(self.read_words(ctx))
     }
 
-    /// The raw words of the current rows.
+    /// The raw words of the current rows, without blocking. The staging buffer is created
+    /// once and reused.
     ///
     /// # Errors
-    /// As [`Tensor::read_words_blocking`].
+    /// GPU errors ([`Error::Gpu`], [`Error::DeviceLost`]).
     pub async fn read_words(&self, ctx: &Context) -> Result<Vec<u32>> {
         ctx.check_alive()?;
         let bytes = self.spec.bytes_for_rows(self.rows)?;
@@ -524,21 +525,22 @@ impl Tensor {
         Ok(words.into_iter().map(f32::from_bits).collect())
     }
 
-    /// Blocking form of [`Tensor::read_f32`].
+    /// Blocking form of [`Tensor::read_f32`] (native only).
     ///
     /// # Errors
     /// As [`Tensor::read_f32`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_f32_blocking(&self, ctx: &Context) -> Result<Vec<f32>> {
         pollster::block_on(self.read_f32(ctx))
     }
 
-    /// The values of an f16 tensor (blocking).
+    /// The values of an f16 tensor.
     ///
     /// # Errors
     /// As [`Tensor::read_f32`].
-    pub fn read_f16_blocking(&self, ctx: &Context) -> Result<Vec<f16>> {
+    pub async fn read_f16(&self, ctx: &Context) -> Result<Vec<f16>> {
         self.expect_element("read_f16", ElementType::F16)?;
-        let words = self.read_words_blocking(ctx)?;
+        let words = self.read_words(ctx).await?;
         let (rows, cols) = (self.rows, self.spec.cols);
         let wpr = cols.div_ceil(2);
         Ok((0..rows * cols)
@@ -549,24 +551,43 @@ impl Tensor {
             .collect())
     }
 
-    /// The values of an i32 tensor (blocking).
+    /// Blocking form of [`Tensor::read_f16`] (native only).
+    ///
+    /// # Errors
+    /// As [`Tensor::read_f16`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_f16_blocking(&self, ctx: &Context) -> Result<Vec<f16>> {
+        pollster::block_on(self.read_f16(ctx))
+    }
+
+    /// The values of an i32 tensor.
     ///
     /// # Errors
     /// As [`Tensor::read_f32`].
-    pub fn read_i32_blocking(&self, ctx: &Context) -> Result<Vec<i32>> {
+    pub async fn read_i32(&self, ctx: &Context) -> Result<Vec<i32>> {
         self.expect_element("read_i32", ElementType::I32)?;
         Ok(self
-            .read_words_blocking(ctx)?
+            .read_words(ctx)
+            .await?
             .into_iter()
             .map(|w| w as i32)
             .collect())
     }
 
-    /// The storage bytes of a quantized tensor, one per element (blocking).
+    /// Blocking form of [`Tensor::read_i32`] (native only).
+    ///
+    /// # Errors
+    /// As [`Tensor::read_i32`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_i32_blocking(&self, ctx: &Context) -> Result<Vec<i32>> {
+        pollster::block_on(self.read_i32(ctx))
+    }
+
+    /// The storage bytes of a quantized tensor, one per element.
     ///
     /// # Errors
     /// [`Error::TensorMismatch`] for an unquantized tensor; GPU errors.
-    pub fn read_quantized_blocking(&self, ctx: &Context) -> Result<Vec<u8>> {
+    pub async fn read_quantized(&self, ctx: &Context) -> Result<Vec<u8>> {
         if !matches!(self.spec.element, ElementType::Quantized(_)) {
             return Err(Error::TensorMismatch {
                 what: "read_quantized".into(),
@@ -574,15 +595,24 @@ impl Tensor {
                 found: self.spec.describe(),
             });
         }
-        let words = self.read_words_blocking(ctx)?;
+        let words = self.read_words(ctx).await?;
         unpack_bytes(&words, self.rows, self.spec.cols)
     }
 
-    /// The per-row `(zero point, scale)` of a dynamically quantized tensor (blocking).
+    /// Blocking form of [`Tensor::read_quantized`] (native only).
+    ///
+    /// # Errors
+    /// As [`Tensor::read_quantized`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_quantized_blocking(&self, ctx: &Context) -> Result<Vec<u8>> {
+        pollster::block_on(self.read_quantized(ctx))
+    }
+
+    /// The per-row `(zero point, scale)` of a dynamically quantized tensor.
     ///
     /// # Errors
     /// [`Error::TensorMismatch`] for a tensor without row params; GPU errors.
-    pub fn read_row_params_blocking(&self, ctx: &Context) -> Result<Vec<(i32, f32)>> {
+    pub async fn read_row_params(&self, ctx: &Context) -> Result<Vec<(i32, f32)>> {
         let Some(buffer) = &self.row_params else {
             return Err(Error::TensorMismatch {
                 what: "read_row_params".into(),
@@ -590,12 +620,21 @@ impl Tensor {
                 found: self.spec.describe(),
             });
         };
-        let bytes = read_blocking(ctx, buffer, self.rows as u64 * 8)?;
+        let bytes = read(ctx, buffer, self.rows as u64 * 8).await?;
         let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
         Ok(words
             .chunks_exact(2)
             .map(|p| (p[0] as i32, f32::from_bits(p[1])))
             .collect())
+    }
+
+    /// Blocking form of [`Tensor::read_row_params`] (native only).
+    ///
+    /// # Errors
+    /// As [`Tensor::read_row_params`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_row_params_blocking(&self, ctx: &Context) -> Result<Vec<(i32, f32)>> {
+        pollster::block_on(self.read_row_params(ctx))
     }
 
     fn expect_element(&self, what: &str, element: ElementType) -> Result<()> {
