@@ -8,4 +8,6 @@ source scripts/ensure-vulkan.sh
 # The sweeps marked #[ignore] (10^7 divisions, exhaustive f16) are part of the suite:
 # --include-ignored runs them with everything else.
 cargo test --test root -- --include-ignored "$@"
+# Unit tests of crate-private machinery (the deferred error-scope path a browser takes).
+cargo test --lib
 cargo test --doc

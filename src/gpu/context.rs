@@ -448,3 +448,64 @@ impl Context {
         pollster::block_on(self.wait())
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    /// An error-scope pop that resolves on its second poll, as a browser's promise does
+    /// (native wgpu's pops are ready at once, so only this reaches the deferred path).
+    fn late_pop(message: &'static str) -> ScopeFuture {
+        let mut polled = false;
+        Box::pin(std::future::poll_fn(move |cx| {
+            if polled {
+                std::task::Poll::Ready(Some(message.to_string()))
+            } else {
+                polled = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        }))
+    }
+
+    #[test]
+    fn a_pending_scope_error_is_reported_by_the_next_flush_and_only_once() -> Result<()> {
+        let Some(ctx) = crate::testing::gpu_or_skip("pending scope")? else {
+            return Ok(());
+        };
+        ctx.settle(vec![late_pop("late validation error")])?;
+        match pollster::block_on(ctx.flush()) {
+            Err(Error::Gpu(m)) => assert_eq!(m, "late validation error"),
+            other => panic!("flush returned {other:?}"),
+        }
+        pollster::block_on(ctx.flush())
+    }
+
+    #[test]
+    fn a_readback_after_a_pending_scope_error_returns_the_error_not_the_data() -> Result<()> {
+        let Some(ctx) = crate::testing::gpu_or_skip("pending scope readback")? else {
+            return Ok(());
+        };
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let buffer = crate::gpu::buffers::upload(&ctx, "data", &[1u32, 2, 3, 4], usage)?;
+        ctx.settle(vec![late_pop("an earlier call failed")])?;
+        let read = pollster::block_on(crate::gpu::buffers::read(&ctx, &buffer, 16));
+        assert!(
+            matches!(&read, Err(Error::Gpu(m)) if m == "an earlier call failed"),
+            "{read:?}"
+        );
+        let again = pollster::block_on(crate::gpu::buffers::read(&ctx, &buffer, 16))?;
+        assert_eq!(again, bytemuck::cast_slice::<u32, u8>(&[1, 2, 3, 4]));
+        Ok(())
+    }
+
+    #[test]
+    fn a_ready_scope_error_is_returned_at_once() -> Result<()> {
+        let Some(ctx) = crate::testing::gpu_or_skip("ready scope")? else {
+            return Ok(());
+        };
+        let ready: ScopeFuture = Box::pin(async { Some("now".to_string()) });
+        assert!(matches!(ctx.settle(vec![ready]), Err(Error::Gpu(m)) if m == "now"));
+        pollster::block_on(ctx.flush())
+    }
+}
