@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""The browser test of the demo and the browser benchmark (web/demo), standard library only.
+
+Serves web/demo (built by scripts/build-demo.sh) with `python3 -m http.server`, starts
+chromedriver, and drives headless Chromium over WebDriver (HTTP + JSON):
+
+1. the demo page (index.html): waits for <body data-done="1">, reads the figures
+   (window.demoResult and the table's cells), checks them against the native example's —
+   INT8 static and dynamic bit-exact against the CPU reference and 526/540 correct each (the
+   INT8 results are adapter-independent: they equal the reference bit for bit); FP32 within
+   two images of the float model's 526/540 (data/digits/README.md) — and saves a screenshot
+   to docs/demo.png;
+2. the benchmark page (bench.html): waits for it, checks every row has positive times, and
+   saves the table to docs/bench/browser.md and the rows to docs/bench/browser.json.
+
+Usage: scripts/test-demo.py [--runs N] [--timeout S] [--no-bench] [--no-save]
+Without Chromium, chromedriver or the built page it prints SKIPPED and exits 0, unless
+REQUIRE_GPU=1 (CI), which makes that a failure; so does a browser that finds no WebGPU adapter.
+CHROMIUM and CHROMEDRIVER override the binaries; CHROMIUM_ARGS adds flags.
+"""
+
+import argparse
+import base64
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SITE = os.path.join(ROOT, "web", "demo")
+REQUIRE = os.environ.get("REQUIRE_GPU", "") not in ("", "0")
+
+# Expected figures (examples/digits.rs and web/demo/tests/native.rs on lavapipe; the INT8
+# ones hold on every adapter because the INT8 outputs equal the CPU reference bit for bit).
+TEST_ROWS = 540
+INT8_CORRECT = 526
+FP32_CORRECT = 526
+FP32_SLACK = 2
+
+CHROME_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--enable-unsafe-webgpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+    "--window-size=1100,1100",
+    "--hide-scrollbars",
+]
+
+
+def log(msg):
+    print(f"test-demo: {msg}", flush=True)
+
+
+def skip_or_fail(reason):
+    if REQUIRE:
+        log(f"FAILED: {reason} (REQUIRE_GPU is set)")
+        sys.exit(1)
+    log(f"SKIPPED: {reason}")
+    sys.exit(0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                r.read()
+                return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+class WebDriver:
+    """The few W3C WebDriver endpoints the test needs."""
+
+    def __init__(self, base):
+        self.base = base
+        self.session = None
+
+    def call(self, method, path, body=None, timeout=120):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.base + path, data=data, method=method,
+            headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read() or b"{}").get("value")
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")
+            raise RuntimeError(f"WebDriver {method} {path}: {e.code} {detail[:2000]}") from None
+
+    def start(self, binary, args):
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": binary, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}}
+        value = self.call("POST", "/session", caps)
+        self.session = value["sessionId"]
+        self.call("POST", f"/session/{self.session}/timeouts", {"script": 600_000})
+
+    def s(self, path):
+        return f"/session/{self.session}{path}"
+
+    def get(self, url):
+        self.call("POST", self.s("/url"), {"url": url})
+
+    def js(self, script, *args):
+        return self.call("POST", self.s("/execute/sync"), {"script": script, "args": list(args)})
+
+    def text(self, element_id):
+        el = self.call("POST", self.s("/element"), {"using": "css selector", "value": f"#{element_id}"})
+        ref = next(iter(el.values()))
+        return self.call("GET", self.s(f"/element/{ref}/text"))
+
+    def stroke(self, element_id, points):
+        """Draws a polyline with the mouse, `points` relative to the element's centre."""
+        el = self.call("POST", self.s("/element"), {"using": "css selector", "value": f"#{element_id}"})
+        origin = el  # a WebElement reference is a valid pointer origin
+        x0, y0 = points[0]
+        actions = [{"type": "pointerMove", "duration": 0, "origin": origin, "x": x0, "y": y0},
+                   {"type": "pointerDown", "button": 0}]
+        for x, y in points[1:]:
+            actions.append({"type": "pointerMove", "duration": 60, "origin": origin, "x": x, "y": y})
+        actions.append({"type": "pointerUp", "button": 0})
+        self.call("POST", self.s("/actions"), {"actions": [
+            {"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": actions}]})
+
+    def screenshot(self, path):
+        png = base64.b64decode(self.call("GET", self.s("/screenshot")))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(png)
+
+    def console(self):
+        try:
+            return self.call("POST", self.s("/se/log"), {"type": "browser"}) or []
+        except RuntimeError:
+            return []
+
+    def quit(self):
+        if self.session:
+            try:
+                self.call("DELETE", self.s(""), timeout=20)
+            except (RuntimeError, OSError):
+                pass
+            self.session = None
+
+
+def wait_done(wd, what, timeout):
+    """Polls <body data-done>; returns when it is "1", raises on "error" or timeout."""
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        done, status = wd.js(
+            "return [document.body.dataset.done, (document.getElementById('status') || {}).textContent];")
+        if status != last:
+            log(f"{what}: {status}")
+            last = status
+        if done == "1":
+            return
+        if done == "error":
+            raise PageError(status)
+        time.sleep(0.5)
+    raise RuntimeError(f"{what}: not done after {timeout} s (last status: {last})")
+
+
+class PageError(RuntimeError):
+    pass
+
+
+def check(cond, msg, failures):
+    log(("ok    " if cond else "FAIL  ") + msg)
+    if not cond:
+        failures.append(msg)
+
+
+def demo(wd, base, args, failures):
+    wd.get(f"{base}/index.html")
+    wait_done(wd, "demo", args.timeout)
+    result = wd.js("return window.demoResult;")
+    info, figures = result["info"], {f["key"]: f for f in result["figures"]}
+    log(f"adapter: {info['adapter']!r} ({info['backend']}, driver {info['driver']!r}), "
+        f"dot4 {info['dot_product']} / self-test {info['dot4_self_test']}, timing {info['timing']}")
+    print("| model | accuracy | agreement with FP32 | bit-exact vs reference | 540 rows (ms) | 1 row (ms) | GPU 540 rows (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    for f in result["figures"]:
+        exact = "-" if f["bit_exact"] is None else ("yes" if f["bit_exact"] else "NO")
+        print(f"| {f['name']} | {100 * f['accuracy']:.2f} % ({f['correct']}/{TEST_ROWS}) | "
+              f"{100 * f['agreement']:.2f} % | {exact} | {f['batch_ms']:.3f} | {f['single_ms']:.3f} | "
+              f"{f['gpu_batch_ms']:.3f} |")
+    check(info["test_rows"] == TEST_ROWS, f"{TEST_ROWS} test rows", failures)
+    for key in ("static", "dynamic"):
+        f = figures[key]
+        check(f["bit_exact"] is True, f"INT8 {key}: bit-exact against the CPU reference", failures)
+        check(f["correct"] == INT8_CORRECT,
+              f"INT8 {key}: {f['correct']} correct, the native example's {INT8_CORRECT}", failures)
+        shown = wd.text(f"exact-{key}")
+        check(shown == "yes", f"INT8 {key}: the page shows bit-exact {shown!r}", failures)
+        shown = wd.text(f"acc-{key}")
+        check(shown.startswith(f"{100 * INT8_CORRECT / TEST_ROWS:.2f} %"),
+              f"INT8 {key}: the page shows accuracy {shown!r}", failures)
+        check(f["agreement"] >= 0.98, f"INT8 {key}: agreement with FP32 {f['agreement']:.4f} >= 0.98", failures)
+    f = figures["fp32"]
+    check(abs(f["correct"] - FP32_CORRECT) <= FP32_SLACK,
+          f"FP32: {f['correct']} correct, within {FP32_SLACK} of {FP32_CORRECT}", failures)
+    for f in result["figures"]:
+        check(all(f[k] > 0 for k in ("batch_ms", "single_ms", "gpu_batch_ms")),
+              f"{f['name']}: timings are positive", failures)
+    p = result["prediction"]
+    classes = [q["class"] for q in p["predictions"]]
+    check(all(c == p["label"] for c in classes),
+          f"test image {p['index']} (label {p['label']}): predictions {classes}", failures)
+    check(all(q["bit_exact"] is not False for q in p["predictions"]),
+          "the single-image INT8 predictions are bit-exact", failures)
+    # Draw a 0 on the pad (one stroke, an ellipse); the page downsamples it to 8x8 and asks
+    # the three models.
+    wd.js("window.lastPrediction = null;")
+    wd.stroke("pad", [(round(48 * math.sin(2 * math.pi * t / 28)), round(-78 * math.cos(2 * math.pi * t / 28)))
+                      for t in range(30)])
+    end = time.time() + 60
+    drawn = None
+    while time.time() < end and not drawn:
+        drawn = wd.js("return window.lastPrediction;")
+        time.sleep(0.3)
+    check(drawn is not None and drawn["label"] is None, "a drawn digit was classified", failures)
+    if drawn:
+        classes = [q["class"] for q in drawn["predictions"]]
+        ink = sum(drawn["pixels"]) * 16
+        log(f"drawn 0: {ink:.0f} of 1024 bitmap pixels on, predictions {classes}")
+        check(0 < ink < 1024, "the drawing reached the 8x8 input", failures)
+        check(classes[0] == 0, f"the drawn 0 reads as {classes[0]} in FP32", failures)
+        check(all(q["bit_exact"] is not False for q in drawn["predictions"]),
+              "the drawn digit's INT8 predictions are bit-exact", failures)
+    if args.save:
+        path = os.path.join(ROOT, "docs", "demo.png")
+        wd.screenshot(path)
+        log(f"screenshot: {os.path.relpath(path, ROOT)}")
+
+
+def bench(wd, base, args, failures):
+    wd.get(f"{base}/bench.html?runs={args.runs}")
+    wait_done(wd, "bench", args.bench_timeout)
+    result = wd.js("return window.benchResult;")
+    print(result["markdown"])
+    check(len(result["rows"]) >= 6, f"{len(result['rows'])} benchmark rows", failures)
+    for r in result["rows"]:
+        check(r["fp32_ms"] > 0 and r["int8_ms"] > 0, f"{r['op']} {r['shape']}: positive times", failures)
+    if args.save:
+        os.makedirs(os.path.join(ROOT, "docs", "bench"), exist_ok=True)
+        md = os.path.join(ROOT, "docs", "bench", "browser.md")
+        with open(md, "w") as f:
+            f.write("# The browser benchmark (web/demo/bench.html)\n\n")
+            f.write("Produced by `scripts/test-demo.py` in headless Chromium.\n\n")
+            f.write(result["markdown"])
+        with open(os.path.join(ROOT, "docs", "bench", "browser.json"), "w") as f:
+            json.dump({k: result[k] for k in ("adapter", "timing", "runs", "rows")}, f, indent=2)
+            f.write("\n")
+        log(f"table: {os.path.relpath(md, ROOT)}")
+        if args.screenshots:
+            wd.screenshot(os.path.join(ROOT, "docs", "bench-page.png"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=9, help="benchmark runs per case (default 9)")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds for the demo page")
+    ap.add_argument("--bench-timeout", type=float, default=900, help="seconds for the benchmark page")
+    ap.add_argument("--no-bench", action="store_true", help="only the demo page")
+    ap.add_argument("--no-save", dest="save", action="store_false",
+                    help="do not write docs/demo.png and docs/bench/browser.*")
+    ap.add_argument("--screenshots", action="store_true", help="also save docs/bench-page.png")
+    args = ap.parse_args()
+
+    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") \
+        or shutil.which("google-chrome")
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    if not chromium or not driver:
+        skip_or_fail("Chromium or chromedriver not found (apt-get install chromium chromium-driver)")
+    if not os.path.exists(os.path.join(SITE, "pkg", "wgpu_quant_demo.js")):
+        skip_or_fail("web/demo/pkg is not built (scripts/build-demo.sh)")
+
+    procs = []
+    profile = tempfile.mkdtemp(prefix="wgpu-quant-chromium-")
+    wd = None
+    failures = []
+    try:
+        http_port, driver_port = free_port(), free_port()
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "http.server", "-d", SITE, "--bind", "127.0.0.1", str(http_port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(
+            [driver, f"--port={driver_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        base = f"http://127.0.0.1:{http_port}"
+        wait_for(base + "/index.html", 30)
+        wait_for(f"http://127.0.0.1:{driver_port}/status", 30)
+        wd = WebDriver(f"http://127.0.0.1:{driver_port}")
+        chrome_args = CHROME_ARGS + [f"--user-data-dir={profile}"] + os.environ.get("CHROMIUM_ARGS", "").split()
+        wd.start(chromium, chrome_args)
+        log(f"{chromium} headless, page at {base}")
+        try:
+            demo(wd, base, args, failures)
+            if not args.no_bench:
+                bench(wd, base, args, failures)
+        except PageError as e:
+            for entry in wd.console()[-20:]:
+                log(f"console: {entry.get('message')}")
+            if "no GPU adapter" in str(e) or "no WebGPU" in str(e):
+                skip_or_fail(f"the browser has no WebGPU adapter: {e}")
+            raise
+    finally:
+        if wd:
+            wd.quit()
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+    if failures:
+        log(f"FAILED: {len(failures)} check(s): " + "; ".join(failures))
+        sys.exit(1)
+    log("passed")
+
+
+if __name__ == "__main__":
+    main()
