@@ -78,8 +78,8 @@ async fn describe(ctx: &Context) -> String {
     let js = js_adapter_info().await.unwrap_or_else(|e| format!("({e})"));
     format!(
         "name {:?}, backend {:?}, driver {:?} {:?}, type {:?}; GPUAdapterInfo {js}; \
-         shader-f16 {}, subgroups {}, timestamp queries {}, dot4 self-test {:?}, \
-         max storage binding {} bytes",
+         shader-f16 {} (f16 outputs need none: rounded with integer arithmetic), \
+         subgroups {}, timestamp queries {}, dot4 self-test {:?}, max storage binding {} bytes",
         info.name,
         info.backend,
         info.driver,

@@ -15,5 +15,6 @@ mod common;
 mod dynamic;
 mod f32;
 mod gemm;
+mod kernels;
 mod nn;
 mod quantize;
