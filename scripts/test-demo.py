@@ -8,14 +8,18 @@ chromedriver, and drives headless Chromium over WebDriver (HTTP + JSON):
    (window.demoResult and the table's cells), checks them against the native example's —
    INT8 static and dynamic bit-exact against the CPU reference and 526/540 correct each (the
    INT8 results are adapter-independent: they equal the reference bit for bit); FP32 within
-   two images of the float model's 526/540 (data/digits/README.md) — and saves a screenshot
-   to docs/demo.png;
+   two images of the float model's 526/540 (data/digits/README.md) — then draws a 0 on the
+   pad with the mouse and checks the three answers, and saves a screenshot (demo.png);
 2. the benchmark page (bench.html): waits for it, checks every row has positive times, and
-   saves the table to docs/bench/browser.md and the rows to docs/bench/browser.json.
+   saves the table (browser.md) and the rows (browser.json).
 
-Usage: scripts/test-demo.py [--runs N] [--timeout S] [--no-bench] [--no-save]
-Without Chromium, chromedriver or the built page it prints SKIPPED and exits 0, unless
-REQUIRE_GPU=1 (CI), which makes that a failure; so does a browser that finds no WebGPU adapter.
+The files go to target/demo/; --docs writes them where the README shows them instead
+(docs/demo.png, docs/bench/browser.md, docs/bench/browser.json).
+
+Usage: scripts/test-demo.py [--build] [--runs N] [--docs] [--timeout S] [--no-bench]
+--build runs scripts/build-demo.sh first. Without Chromium, chromedriver, wasm-bindgen or
+the built page it prints SKIPPED and exits 0, unless REQUIRE_GPU=1 (CI), which makes that a
+failure; so does a browser that finds no WebGPU adapter.
 CHROMIUM and CHROMEDRIVER override the binaries; CHROMIUM_ARGS adds flags.
 """
 
@@ -194,20 +198,28 @@ def check(cond, msg, failures):
         failures.append(msg)
 
 
-def demo(wd, base, args, failures):
+def demo(wd, base, args, failures, sections):
     wd.get(f"{base}/index.html")
     wait_done(wd, "demo", args.timeout)
     result = wd.js("return window.demoResult;")
     info, figures = result["info"], {f["key"]: f for f in result["figures"]}
     log(f"adapter: {info['adapter']!r} ({info['backend']}, driver {info['driver']!r}), "
         f"dot4 {info['dot_product']} / self-test {info['dot4_self_test']}, timing {info['timing']}")
-    print("| model | accuracy | agreement with FP32 | bit-exact vs reference | 540 rows (ms) | 1 row (ms) | GPU 540 rows (ms) |")
-    print("|---|---|---|---|---|---|---|")
+    table = [
+        f"Adapter: {info['adapter']} ({info['backend']}), dot4I8Packed {info['dot_product']} "
+        f"(self-test {info['dot4_self_test']}), GPU column timed with {info['timing']}; "
+        f"medians of {result['runs']} runs.",
+        "",
+        "| model | accuracy | agreement with FP32 | bit-exact vs reference | 540 rows (ms) | 1 row (ms) | GPU, 540 rows (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for f in result["figures"]:
         exact = "-" if f["bit_exact"] is None else ("yes" if f["bit_exact"] else "NO")
-        print(f"| {f['name']} | {100 * f['accuracy']:.2f} % ({f['correct']}/{TEST_ROWS}) | "
-              f"{100 * f['agreement']:.2f} % | {exact} | {f['batch_ms']:.3f} | {f['single_ms']:.3f} | "
-              f"{f['gpu_batch_ms']:.3f} |")
+        table.append(f"| {f['name']} | {100 * f['accuracy']:.2f} % ({f['correct']}/{TEST_ROWS}) | "
+                     f"{100 * f['agreement']:.2f} % | {exact} | {f['batch_ms']:.3f} | {f['single_ms']:.3f} | "
+                     f"{f['gpu_batch_ms']:.3f} |")
+    print("\n".join(table))
+    sections.append(("The digits demo (index.html)", "\n".join(table) + "\n"))
     check(info["test_rows"] == TEST_ROWS, f"{TEST_ROWS} test rows", failures)
     for key in ("static", "dynamic"):
         f = figures[key]
@@ -252,32 +264,39 @@ def demo(wd, base, args, failures):
         check(all(q["bit_exact"] is not False for q in drawn["predictions"]),
               "the drawn digit's INT8 predictions are bit-exact", failures)
     if args.save:
-        path = os.path.join(ROOT, "docs", "demo.png")
+        path = os.path.join(args.images, "demo.png")
         wd.screenshot(path)
         log(f"screenshot: {os.path.relpath(path, ROOT)}")
 
 
-def bench(wd, base, args, failures):
+def bench(wd, base, args, failures, sections):
     wd.get(f"{base}/bench.html?runs={args.runs}")
     wait_done(wd, "bench", args.bench_timeout)
     result = wd.js("return window.benchResult;")
     print(result["markdown"])
+    sections.append(("The benchmark (bench.html)", result["markdown"]))
     check(len(result["rows"]) >= 6, f"{len(result['rows'])} benchmark rows", failures)
     for r in result["rows"]:
         check(r["fp32_ms"] > 0 and r["int8_ms"] > 0, f"{r['op']} {r['shape']}: positive times", failures)
     if args.save:
-        os.makedirs(os.path.join(ROOT, "docs", "bench"), exist_ok=True)
-        md = os.path.join(ROOT, "docs", "bench", "browser.md")
-        with open(md, "w") as f:
-            f.write("# The browser benchmark (web/demo/bench.html)\n\n")
-            f.write("Produced by `scripts/test-demo.py` in headless Chromium.\n\n")
-            f.write(result["markdown"])
-        with open(os.path.join(ROOT, "docs", "bench", "browser.json"), "w") as f:
+        os.makedirs(args.tables, exist_ok=True)
+        with open(os.path.join(args.tables, "browser.json"), "w") as f:
             json.dump({k: result[k] for k in ("adapter", "timing", "runs", "rows")}, f, indent=2)
             f.write("\n")
-        log(f"table: {os.path.relpath(md, ROOT)}")
         if args.screenshots:
-            wd.screenshot(os.path.join(ROOT, "docs", "bench-page.png"))
+            wd.screenshot(os.path.join(args.images, "bench-page.png"))
+
+
+def write_tables(args, sections):
+    os.makedirs(args.tables, exist_ok=True)
+    md = os.path.join(args.tables, "browser.md")
+    with open(md, "w") as f:
+        f.write("# wgpu-quant in the browser\n\n")
+        f.write("`scripts/test-demo.py` in headless Chromium "
+                f"({time.strftime('%Y-%m-%d')}); the pages are web/demo/index.html and bench.html.\n")
+        for title, text in sections:
+            f.write(f"\n## {title}\n\n{text}")
+    log(f"tables: {os.path.relpath(md, ROOT)}")
 
 
 def main():
@@ -286,16 +305,31 @@ def main():
     ap.add_argument("--timeout", type=float, default=300, help="seconds for the demo page")
     ap.add_argument("--bench-timeout", type=float, default=900, help="seconds for the benchmark page")
     ap.add_argument("--no-bench", action="store_true", help="only the demo page")
-    ap.add_argument("--no-save", dest="save", action="store_false",
-                    help="do not write docs/demo.png and docs/bench/browser.*")
-    ap.add_argument("--screenshots", action="store_true", help="also save docs/bench-page.png")
+    ap.add_argument("--build", action="store_true", help="run scripts/build-demo.sh first")
+    ap.add_argument("--docs", action="store_true",
+                    help="write docs/demo.png and docs/bench/browser.{md,json} (default: target/demo/)")
+    ap.add_argument("--no-save", dest="save", action="store_false", help="write no files")
+    ap.add_argument("--screenshots", action="store_true", help="also save bench-page.png")
     args = ap.parse_args()
+    if args.docs:
+        args.images, args.tables = os.path.join(ROOT, "docs"), os.path.join(ROOT, "docs", "bench")
+    else:
+        args.images = args.tables = os.path.join(ROOT, "target", "demo")
 
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") \
         or shutil.which("google-chrome")
     driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
     if not chromium or not driver:
         skip_or_fail("Chromium or chromedriver not found (apt-get install chromium chromium-driver)")
+    if args.build:
+        if not shutil.which("wasm-bindgen"):
+            skip_or_fail("wasm-bindgen not found (cargo install wasm-bindgen-cli --version <Cargo.lock's> --locked)")
+        targets = subprocess.run(["rustup", "target", "list", "--installed"], capture_output=True, text=True)
+        if "wasm32-unknown-unknown" not in targets.stdout.split():
+            skip_or_fail("the wasm32-unknown-unknown target is not installed (rustup target add wasm32-unknown-unknown)")
+        if subprocess.run([os.path.join(ROOT, "scripts", "build-demo.sh")]).returncode != 0:
+            log("FAILED: scripts/build-demo.sh")
+            sys.exit(1)
     if not os.path.exists(os.path.join(SITE, "pkg", "wgpu_quant_demo.js")):
         skip_or_fail("web/demo/pkg is not built (scripts/build-demo.sh)")
 
@@ -318,9 +352,12 @@ def main():
         wd.start(chromium, chrome_args)
         log(f"{chromium} headless, page at {base}")
         try:
-            demo(wd, base, args, failures)
+            sections = []
+            demo(wd, base, args, failures, sections)
             if not args.no_bench:
-                bench(wd, base, args, failures)
+                bench(wd, base, args, failures, sections)
+            if args.save:
+                write_tables(args, sections)
         except PageError as e:
             for entry in wd.console()[-20:]:
                 log(f"console: {entry.get('message')}")
