@@ -17,6 +17,11 @@
 //! rounded by a single IEEE operation, so GPU output equals the CPU reference bit for bit on
 //! every conforming adapter. See the README for the conventions and the contract in brief.
 
+// On wasm32 wgpu's handles are neither Send nor Sync (the browser runs the crate on one
+// thread), so the Arcs that make `Context` and the prepared layers Send + Sync on native
+// hold non-Send values there; that is intended, not a data race.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+
 pub mod error;
 pub mod gpu;
 pub mod io;
