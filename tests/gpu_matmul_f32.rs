@@ -36,6 +36,64 @@ fn within_the_written_bound() {
     }
 }
 
+/// Every M, N, K in 1..=10 (both kernels: GEMV for M <= 3, the 8 x 8 GEMM above; K % 4 of
+/// every value, so both load variants), with and without a bias.
+#[test]
+fn small_shapes_within_the_bound() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(44);
+    for k in 1..=10 {
+        for n in 1..=10 {
+            let w: Vec<f32> = (0..n * k).map(|_| rng.uniform(-0.5, 0.5)).collect();
+            let b: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let bias = (n + k) % 2 == 0;
+            let layer = F32Linear::new(ctx, &w, n, k, bias.then_some(&b[..])).unwrap();
+            for m in 1..=10 {
+                let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
+                let y = layer.run_blocking(ctx, &a, m).unwrap();
+                let r = matmul_f32_reference(&a, &w, bias.then_some(&b[..]), m, n, k).unwrap();
+                assert!(
+                    r.accepts(&y),
+                    "{m}x{n}x{k} bias {bias}: {y:?} vs {:?}",
+                    r.values
+                );
+            }
+        }
+    }
+}
+
+/// The tiles ± 1: the GEMM's 64 x 64 workgroup tile and 8 x 8 invocation block, the GEMV's
+/// 512 columns per workgroup, with K around a vec4 and a few of them.
+#[test]
+fn tile_edges_within_the_bound() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(45);
+    let shapes = [
+        (63, 65, 5),
+        (64, 64, 64),
+        (65, 63, 63),
+        (7, 9, 4),
+        (8, 8, 3),
+        (9, 7, 65),
+        (1, 511, 9),
+        (2, 512, 8),
+        (3, 513, 7),
+        (1, 8, 4097),
+        (4, 7, 1),
+    ];
+    for &(m, n, k) in &shapes {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
+        let w: Vec<f32> = (0..n * k).map(|_| rng.uniform(-0.5, 0.5)).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let y = F32Linear::new(ctx, &w, n, k, Some(&b))
+            .unwrap()
+            .run_blocking(ctx, &a, m)
+            .unwrap();
+        let r = matmul_f32_reference(&a, &w, Some(&b), m, n, k).unwrap();
+        assert!(r.accepts(&y), "{m}x{n}x{k}");
+    }
+}
+
 /// Weights above the binding limit are split along N; results stay within the bound.
 #[test]
 fn split_weights() {
@@ -284,7 +342,14 @@ fn split_along_m_above_the_binding_limit() {
     let limit = 4096u64;
     let small = ctx.clone().with_binding_limit(limit);
     let mut rng = Rng::new(43);
-    for &(m, n, k) in &[(200, 24, 16), (150, 20, 7), (97, 9, 40), (3, 300, 12)] {
+    for &(m, n, k) in &[
+        (200, 24, 16),
+        (150, 20, 7),
+        (97, 9, 40),
+        (3, 300, 12),
+        (130, 70, 13),
+        (1, 600, 5),
+    ] {
         let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
         let w: Vec<f32> = (0..n * k).map(|_| rng.uniform(-0.5, 0.5)).collect();
         let b: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();

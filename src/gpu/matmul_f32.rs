@@ -1,6 +1,12 @@
 //! The FP32 GEMM baseline on the GPU (`shaders/matmul_f32.wgsl`), held to the written bound
 //! of [`crate::reference::matmul_f32`]. It exists so the INT8 kernels have an honest peer,
 //! and so a model's FP32 baseline can run on the GPU with the same activations.
+//!
+//! The kernel is chosen by shape on every call: M <= [`crate::gpu::gemm::GEMV_MAX_ROWS`]
+//! takes the GEMV form (1 x 8 outputs per invocation, 512 columns per workgroup, bound by
+//! reading W), larger M the GEMM form (8 x 8 outputs per invocation in registers, vec4 loads,
+//! a 64 x 64 output tile per 8 x 8 workgroup). Both are one `fma` chain per output over k in
+//! order; see `shaders/matmul_f32.wgsl` for the tilings measured against them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -251,7 +257,9 @@ impl F32Linear {
         } else {
             &self.pipeline
         };
-        let (cols, rows) = if gemv { (256, 1) } else { (32, 32) };
+        // Outputs per workgroup (`shaders/matmul_f32.wgsl`): 8 columns per invocation, 64 x 1
+        // invocations of 1 row (GEMV) or 8 x 8 invocations of 8 rows (a 64 x 64 tile).
+        let (cols, rows) = if gemv { (512, 1) } else { (64, 64) };
         let widest = self.chunks.iter().map(|c| c.n1 - c.n0).max().unwrap_or(0);
         let gx = widest.div_ceil(cols);
         let limits = ctx.device().limits();

@@ -169,7 +169,7 @@ impl PipelineKey {
             }
             PipelineKey::Divide => ("divide", "divide", vec![]),
             PipelineKey::MatmulF32 { has_bias, gemv, .. } => {
-                let (tile_m, wg_x, wg_y) = if gemv { (1, 64, 1) } else { (4, 8, 8) };
+                let (tile_m, wg_x, wg_y) = if gemv { (1, 64, 1) } else { (8, 8, 8) };
                 (
                     "matmul_f32",
                     "matmul_f32",

@@ -9,6 +9,12 @@
 //! `2^-126` per operation: `2L · 2^-126` in all. The f64 reference itself is within
 //! `γ_L(2^-53) · Σ|a||w|` of the exact value, which the bound also absorbs.
 //!
+//! The bound assumes no particular order: Higham's proof holds for any order of the L - 1
+//! additions, and a fused `fma(x, y, s)` rounds once where `s + x*y` rounds twice. The GPU
+//! kernel (`shaders/matmul_f32.wgsl`) evaluates each output as one `fma` chain over
+//! `k = 0, 1, .., K-1` in order (the zeros padding K to a multiple of 4 add exact zeros),
+//! then adds the bias: L = K + 1 roundings at most, one of the orders covered.
+//!
 //! An activation clamp `[lo, hi]` after the sum (`Relu` = `[0, +Inf]`, `Relu6` = `[0, 6]`)
 //! keeps the same bound: clamping is monotone and 1-Lipschitz, so
 //! `|clamp(y) - clamp(exact)| ≤ |y - exact|`. The reference clamps its f64 values.
