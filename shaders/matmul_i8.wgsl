@@ -1,10 +1,11 @@
 // Int8 GEMM Y[M, N] = epilogue(A[M, K] x W[N, K]^T) with dot4I8Packed and exact i32 sums.
 // CPU twin: src/reference/gemm.rs `matmul_i8` (same zero-point algebra and epilogues).
 //
-// Each invocation computes a TILE_M x 4 block (register blocking). GEMM: TILE_M = 4 in an
-// 8 x 8 workgroup (a 32 x 32 tile); GEMV (M <= 3): TILE_M = 1 in a 64 x 1 workgroup, so no
-// row load is wasted on rows that do not exist. Rows and columns past M / N load the last valid row (no bounds checks in
-// the inner loop) and are not stored. A holds raw storage bytes (U8 is moved into the I8
+// Each invocation computes a TILE_M x TILE_N block (register blocking; TILE_N a multiple
+// of 4). GEMM: 4 x 4 or 8 x 8 in an 8 x 8 workgroup (`Tile` in src/gpu/pipelines.rs);
+// GEMV (M <= 3): 1 x 4 in a 64 x 1 workgroup, so no row load is wasted on rows that do not
+// exist. Rows and columns past M / N load the last valid row (no bounds checks in the inner
+// loop) and are not stored. A holds raw storage bytes (U8 is moved into the I8
 // domain here by XOR 0x80; its zero padding bytes then read -128, which `a_pad_correction`
 // cancels in the row sums); W is stored in the I8 domain at upload, padded with zeros.
 //
@@ -18,11 +19,15 @@
 //   ROW_SUMS: accumulate Σa per row (needed only when a weight zero point is not 0 in the
 //   I8 domain; symmetric weights skip it)
 //   VEC4: 16-byte loads (`loads` maps to loads/vec4), when rows are whole vec4s
+//   TILE_M, TILE_N: the register block (`block` maps to matmul_i8/block{TILE_M}x{TILE_N},
+//     written out by scripts/gen_matmul_blocks.py)
 //   DOT4_POLYFILL: dot products from unpacked i32 multiply-adds instead of dot4I8Packed
+//     (after a failed self-test, or where the autotune found them faster)
 #import common/wide
 #import common/pack
 #import common/quantize
 #import loads
+#import block
 
 // Twin: src/gpu/gemm.rs `MatmulUniforms`.
 struct MatmulUniforms {
@@ -157,165 +162,34 @@ fn requant_value(acc: i32, ch: ChannelParams) -> i32 {
     return clamp(bounded + zp, uniforms.clamp_min, uniforms.clamp_max);
 }
 
-// The packed signed dot product. With DOT4_POLYFILL (the context's self-test found the
-// driver's dot4I8Packed wrong, or the caller forced the fallback) the same sum from four
-// sign-extended byte products in i32: both are exact, so both give the same bits.
+// The four bytes of a packed word, sign-extended: [b0, b1, b2, b3].
+fn unpack_i8(x: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(vec4<u32>(x) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+// The sum of an unpacked word's four values.
+fn hsum(v: vec4<i32>) -> i32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// The packed signed dot product of one word pair.
 fn dot4(a: u32, b: u32) -> i32 {
-    if DOT4_POLYFILL {
-        let p0 = (bitcast<i32>(a << 24u) >> 24u) * (bitcast<i32>(b << 24u) >> 24u);
-        let p1 = (bitcast<i32>(a << 16u) >> 24u) * (bitcast<i32>(b << 16u) >> 24u);
-        let p2 = (bitcast<i32>(a << 8u) >> 24u) * (bitcast<i32>(b << 8u) >> 24u);
-        let p3 = (bitcast<i32>(a) >> 24u) * (bitcast<i32>(b) >> 24u);
-        return p0 + p1 + p2 + p3;
-    }
     return dot4I8Packed(a, b);
 }
 
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let col0 = gid.x * 4u;
+    let col0 = gid.x * TILE_N;
     let row0 = gid.y * TILE_M;
     let m = uniforms.m;
     let n = uniforms.n;
     if row0 >= m || col0 >= n {
         return;
     }
-    let kw = uniforms.k_words;
-    var a_base: array<u32, TILE_M>;
-    var w_base: array<u32, 4>;
-    for (var i = 0u; i < TILE_M; i++) {
-        a_base[i] = uniforms.a_word_offset + min(row0 + i, m - 1u) * kw;
-    }
-    for (var j = 0u; j < 4u; j++) {
-        w_base[j] = min(col0 + j, n - 1u) * kw;
-    }
-    let flip = select(0u, 0x80808080u, A_IS_U8);
-    var acc: array<array<i32, 4>, TILE_M>;
+    // The register block, unrolled into named registers by the imported `block`.
+    var acc: array<array<i32, TILE_N>, TILE_M>;
     var sum_a: array<i32, TILE_M>;
-    if VEC4 && TILE_M == 4u {
-        // The 4 x 4 block with 16-byte loads, unrolled by hand into named registers: a
-        // compiler may keep small private arrays in memory when indexed in loops.
-        var c00 = 0; var c01 = 0; var c02 = 0; var c03 = 0;
-        var c10 = 0; var c11 = 0; var c12 = 0; var c13 = 0;
-        var c20 = 0; var c21 = 0; var c22 = 0; var c23 = 0;
-        var c30 = 0; var c31 = 0; var c32 = 0; var c33 = 0;
-        var s0 = 0; var s1 = 0; var s2 = 0; var s3 = 0;
-        let f4 = vec4<u32>(flip);
-        for (var word = 0u; word < kw; word += 4u) {
-            let x0 = load4_a(a_base[0] + word) ^ f4;
-            let x1 = load4_a(a_base[min(1u, TILE_M - 1u)] + word) ^ f4;
-            let x2 = load4_a(a_base[min(2u, TILE_M - 1u)] + word) ^ f4;
-            let x3 = load4_a(a_base[min(3u, TILE_M - 1u)] + word) ^ f4;
-            let y0 = load4_w(w_base[0] + word);
-            let y1 = load4_w(w_base[1] + word);
-            let y2 = load4_w(w_base[2] + word);
-            let y3 = load4_w(w_base[3] + word);
-            c00 += dot4(x0.x, y0.x) + dot4(x0.y, y0.y) + dot4(x0.z, y0.z) + dot4(x0.w, y0.w);
-            c01 += dot4(x0.x, y1.x) + dot4(x0.y, y1.y) + dot4(x0.z, y1.z) + dot4(x0.w, y1.w);
-            c02 += dot4(x0.x, y2.x) + dot4(x0.y, y2.y) + dot4(x0.z, y2.z) + dot4(x0.w, y2.w);
-            c03 += dot4(x0.x, y3.x) + dot4(x0.y, y3.y) + dot4(x0.z, y3.z) + dot4(x0.w, y3.w);
-            c10 += dot4(x1.x, y0.x) + dot4(x1.y, y0.y) + dot4(x1.z, y0.z) + dot4(x1.w, y0.w);
-            c11 += dot4(x1.x, y1.x) + dot4(x1.y, y1.y) + dot4(x1.z, y1.z) + dot4(x1.w, y1.w);
-            c12 += dot4(x1.x, y2.x) + dot4(x1.y, y2.y) + dot4(x1.z, y2.z) + dot4(x1.w, y2.w);
-            c13 += dot4(x1.x, y3.x) + dot4(x1.y, y3.y) + dot4(x1.z, y3.z) + dot4(x1.w, y3.w);
-            c20 += dot4(x2.x, y0.x) + dot4(x2.y, y0.y) + dot4(x2.z, y0.z) + dot4(x2.w, y0.w);
-            c21 += dot4(x2.x, y1.x) + dot4(x2.y, y1.y) + dot4(x2.z, y1.z) + dot4(x2.w, y1.w);
-            c22 += dot4(x2.x, y2.x) + dot4(x2.y, y2.y) + dot4(x2.z, y2.z) + dot4(x2.w, y2.w);
-            c23 += dot4(x2.x, y3.x) + dot4(x2.y, y3.y) + dot4(x2.z, y3.z) + dot4(x2.w, y3.w);
-            c30 += dot4(x3.x, y0.x) + dot4(x3.y, y0.y) + dot4(x3.z, y0.z) + dot4(x3.w, y0.w);
-            c31 += dot4(x3.x, y1.x) + dot4(x3.y, y1.y) + dot4(x3.z, y1.z) + dot4(x3.w, y1.w);
-            c32 += dot4(x3.x, y2.x) + dot4(x3.y, y2.y) + dot4(x3.z, y2.z) + dot4(x3.w, y2.w);
-            c33 += dot4(x3.x, y3.x) + dot4(x3.y, y3.y) + dot4(x3.z, y3.z) + dot4(x3.w, y3.w);
-            if ROW_SUMS {
-                s0 += dot4(x0.x, ONES) + dot4(x0.y, ONES) + dot4(x0.z, ONES) + dot4(x0.w, ONES);
-                s1 += dot4(x1.x, ONES) + dot4(x1.y, ONES) + dot4(x1.z, ONES) + dot4(x1.w, ONES);
-                s2 += dot4(x2.x, ONES) + dot4(x2.y, ONES) + dot4(x2.z, ONES) + dot4(x2.w, ONES);
-                s3 += dot4(x3.x, ONES) + dot4(x3.y, ONES) + dot4(x3.z, ONES) + dot4(x3.w, ONES);
-            }
-        }
-        acc[0] = array<i32, 4>(c00, c01, c02, c03);
-        acc[min(1u, TILE_M - 1u)] = array<i32, 4>(c10, c11, c12, c13);
-        acc[min(2u, TILE_M - 1u)] = array<i32, 4>(c20, c21, c22, c23);
-        acc[min(3u, TILE_M - 1u)] = array<i32, 4>(c30, c31, c32, c33);
-        sum_a[0] = s0;
-        sum_a[min(1u, TILE_M - 1u)] = s1;
-        sum_a[min(2u, TILE_M - 1u)] = s2;
-        sum_a[min(3u, TILE_M - 1u)] = s3;
-    } else if TILE_M == 4u {
-        // The 4 x 4 block one word at a time, unrolled: fewer live registers than vec4.
-        var c00 = 0; var c01 = 0; var c02 = 0; var c03 = 0;
-        var c10 = 0; var c11 = 0; var c12 = 0; var c13 = 0;
-        var c20 = 0; var c21 = 0; var c22 = 0; var c23 = 0;
-        var c30 = 0; var c31 = 0; var c32 = 0; var c33 = 0;
-        var s0 = 0; var s1 = 0; var s2 = 0; var s3 = 0;
-        for (var word = 0u; word < kw; word++) {
-            let x0 = load_a(a_base[0] + word) ^ flip;
-            let x1 = load_a(a_base[min(1u, TILE_M - 1u)] + word) ^ flip;
-            let x2 = load_a(a_base[min(2u, TILE_M - 1u)] + word) ^ flip;
-            let x3 = load_a(a_base[min(3u, TILE_M - 1u)] + word) ^ flip;
-            let y0 = load_w(w_base[0] + word);
-            let y1 = load_w(w_base[1] + word);
-            let y2 = load_w(w_base[2] + word);
-            let y3 = load_w(w_base[3] + word);
-            c00 += dot4(x0, y0); c01 += dot4(x0, y1); c02 += dot4(x0, y2); c03 += dot4(x0, y3);
-            c10 += dot4(x1, y0); c11 += dot4(x1, y1); c12 += dot4(x1, y2); c13 += dot4(x1, y3);
-            c20 += dot4(x2, y0); c21 += dot4(x2, y1); c22 += dot4(x2, y2); c23 += dot4(x2, y3);
-            c30 += dot4(x3, y0); c31 += dot4(x3, y1); c32 += dot4(x3, y2); c33 += dot4(x3, y3);
-            if ROW_SUMS {
-                s0 += dot4(x0, ONES); s1 += dot4(x1, ONES);
-                s2 += dot4(x2, ONES); s3 += dot4(x3, ONES);
-            }
-        }
-        acc[0] = array<i32, 4>(c00, c01, c02, c03);
-        acc[min(1u, TILE_M - 1u)] = array<i32, 4>(c10, c11, c12, c13);
-        acc[min(2u, TILE_M - 1u)] = array<i32, 4>(c20, c21, c22, c23);
-        acc[min(3u, TILE_M - 1u)] = array<i32, 4>(c30, c31, c32, c33);
-        sum_a[0] = s0;
-        sum_a[min(1u, TILE_M - 1u)] = s1;
-        sum_a[min(2u, TILE_M - 1u)] = s2;
-        sum_a[min(3u, TILE_M - 1u)] = s3;
-    } else if VEC4 {
-        // Four words (16 elements) per load; rows are whole vec4s.
-        for (var word = 0u; word < kw; word += 4u) {
-            var av: array<vec4<u32>, TILE_M>;
-            var wv: array<vec4<u32>, 4>;
-            for (var i = 0u; i < TILE_M; i++) {
-                av[i] = load4_a(a_base[i] + word) ^ vec4<u32>(flip);
-            }
-            for (var j = 0u; j < 4u; j++) {
-                wv[j] = load4_w(w_base[j] + word);
-            }
-            for (var i = 0u; i < TILE_M; i++) {
-                let x = av[i];
-                if ROW_SUMS {
-                    sum_a[i] += dot4(x.x, ONES) + dot4(x.y, ONES) + dot4(x.z, ONES) + dot4(x.w, ONES);
-                }
-                for (var j = 0u; j < 4u; j++) {
-                    let y = wv[j];
-                    acc[i][j] += dot4(x.x, y.x) + dot4(x.y, y.y) + dot4(x.z, y.z) + dot4(x.w, y.w);
-                }
-            }
-        }
-    } else {
-        for (var word = 0u; word < kw; word++) {
-            var av: array<u32, TILE_M>;
-            var wv: array<u32, 4>;
-            for (var i = 0u; i < TILE_M; i++) {
-                av[i] = load_a(a_base[i] + word) ^ flip;
-            }
-            for (var j = 0u; j < 4u; j++) {
-                wv[j] = load_w(w_base[j] + word);
-            }
-            for (var i = 0u; i < TILE_M; i++) {
-                if ROW_SUMS {
-                    sum_a[i] += dot4(av[i], ONES);
-                }
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i][j] += dot4(av[i], wv[j]);
-                }
-            }
-        }
-    }
+    accumulate(row0, col0, &acc, &sum_a);
 
     for (var i = 0u; i < TILE_M; i++) {
         let r = row0 + i;
@@ -325,40 +199,46 @@ fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
         // Raw-domain zero point (static activations keep theirs in rows[0]), moved to I8.
         let za = row_params(r).zero_point - select(0, 128, A_IS_U8);
         let sa = sum_a[i] + uniforms.a_pad_correction;
-        var packed = 0u;
-        var half_pair = vec2<u32>(0u, 0u);
-        for (var j = 0u; j < 4u; j++) {
-            let c = col0 + j;
-            if c >= n {
+        for (var g = 0u; g < TILE_N; g += 4u) {
+            let cg = col0 + g;
+            if cg >= n {
                 break;
             }
-            let ch = channels[c];
-            let total = corrected(acc[i][j], sa, za, ch);
-            let flat = uniforms.out_word_offset + r * uniforms.n_total + uniforms.col_offset + c;
-            if EPILOGUE == 0u {
-                out[flat] = bitcast<u32>(total);
-            } else if EPILOGUE == 1u {
-                out[flat] = bitcast<u32>(float_activation(dequant_value(total, r, ch)));
-            } else if EPILOGUE == 2u {
-                let h = f32_to_f16_bits(bitcast<u32>(float_activation(dequant_value(total, r, ch))));
-                half_pair[j / 2u] |= h << (16u * (j % 2u));
-            } else if EPILOGUE == 6u {
-                packed |= storage_byte(dequant_requant_value(total, r, ch)) << (8u * j);
-            } else {
-                packed |= storage_byte(requant_value(total, ch)) << (8u * j);
+            var packed = 0u;
+            var half_pair = vec2<u32>(0u, 0u);
+            for (var j = 0u; j < 4u; j++) {
+                let c = cg + j;
+                if c >= n {
+                    break;
+                }
+                let ch = channels[c];
+                let total = corrected(acc[i][g + j], sa, za, ch);
+                let flat = uniforms.out_word_offset + r * uniforms.n_total + uniforms.col_offset + c;
+                if EPILOGUE == 0u {
+                    out[flat] = bitcast<u32>(total);
+                } else if EPILOGUE == 1u {
+                    out[flat] = bitcast<u32>(float_activation(dequant_value(total, r, ch)));
+                } else if EPILOGUE == 2u {
+                    let h = f32_to_f16_bits(bitcast<u32>(float_activation(dequant_value(total, r, ch))));
+                    half_pair[j / 2u] |= h << (16u * (j % 2u));
+                } else if EPILOGUE == 6u {
+                    packed |= storage_byte(dequant_requant_value(total, r, ch)) << (8u * j);
+                } else {
+                    packed |= storage_byte(requant_value(total, ch)) << (8u * j);
+                }
             }
-        }
-        // Column strips start at multiples of 4, so words never straddle two dispatches.
-        let first = uniforms.col_offset + col0;
-        if EPILOGUE == 2u {
-            let words = (uniforms.n_total + 1u) / 2u;
-            let base = uniforms.out_word_offset + r * words;
-            out[base + first / 2u] = half_pair.x;
-            if first / 2u + 1u < words {
-                out[base + first / 2u + 1u] = half_pair.y;
+            // Column strips start at multiples of 4, so words never straddle two dispatches.
+            let first = uniforms.col_offset + cg;
+            if EPILOGUE == 2u {
+                let words = (uniforms.n_total + 1u) / 2u;
+                let base = uniforms.out_word_offset + r * words;
+                out[base + first / 2u] = half_pair.x;
+                if first / 2u + 1u < words {
+                    out[base + first / 2u + 1u] = half_pair.y;
+                }
+            } else if EPILOGUE >= 3u {
+                out[uniforms.out_word_offset + r * ((uniforms.n_total + 3u) / 4u) + first / 4u] = packed;
             }
-        } else if EPILOGUE >= 3u {
-            out[uniforms.out_word_offset + r * ((uniforms.n_total + 3u) / 4u) + first / 4u] = packed;
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use wgpu_quant::Convention;
 use wgpu_quant::Error;
 use wgpu_quant::gpu::dynamic::ROW_WORKGROUPS;
-use wgpu_quant::gpu::pipelines::{EpilogueKind, MatmulVariant, PipelineKey};
+use wgpu_quant::gpu::pipelines::{EpilogueKind, MatmulVariant, PipelineKey, Tile};
 use wgpu_quant::gpu::shader::{
     ConstValue, DOCUMENTED_FLOAT_COMPARISONS, SOURCES, assemble, bit_exact_violations,
     check_bit_exact, parse_and_validate, validate,
@@ -119,6 +119,7 @@ fn buildable_is_every_value_of_every_field() {
                 float_clamp,
                 convention,
                 dot4_polyfill,
+                tile,
             }) => note(
                 "MatmulI8",
                 &[
@@ -133,6 +134,7 @@ fn buildable_is_every_value_of_every_field() {
                     ("float_clamp", float_clamp.to_string()),
                     ("convention", format!("{convention:?}")),
                     ("dot4_polyfill", dot4_polyfill.to_string()),
+                    ("tile", format!("{tile:?}")),
                 ],
             ),
             PipelineKey::DynamicRow {
@@ -174,6 +176,7 @@ fn buildable_is_every_value_of_every_field() {
         "convention" => Convention::ALL.len(),
         "epilogue" => EpilogueKind::ALL.len(),
         "workgroup" => ROW_WORKGROUPS.len(),
+        "tile" => Tile::ALL.len(),
         _ => 2, // bool
     };
     let mut expected_total = 0;
@@ -194,8 +197,8 @@ fn buildable_is_every_value_of_every_field() {
         "every PipelineKey variant is buildable"
     );
     assert_eq!(keys.len(), expected_total);
-    // 3 + 2 + 7·3·2^9 + 2·3 + 3·2 + 1 + 2^3 today.
-    assert_eq!(keys.len(), 3 + 2 + 7 * 3 * 512 + 6 + 6 + 1 + 8);
+    // 3 + 2 + 7·3·2^9·2 + 2·3 + 3·2 + 1 + 2^3 today.
+    assert_eq!(keys.len(), 3 + 2 + 7 * 3 * 512 * 2 + 6 + 6 + 1 + 8);
 }
 
 /// Forbidden patterns the walk must see through, each written indirectly. Every case must be
@@ -460,6 +463,7 @@ fn the_real_epilogues_need_their_barriers() {
         float_clamp: false,
         convention: Convention::PyTorch,
         dot4_polyfill: false,
+        tile: Tile::Block4x4,
     });
     let wgsl = key.wgsl().unwrap();
     assert_eq!(check_bit_exact("real", &wgsl, false).unwrap(), vec![]);

@@ -33,6 +33,8 @@ pub struct Context {
     /// Error-scope pops that had not resolved when their call returned (in a browser they
     /// resolve on the event loop), settled by the next [`Context::flush`].
     pending_scopes: PendingScopes,
+    /// How the integer kernels are chosen, and the autotune's measured winners.
+    tuning: crate::gpu::tune::TuneState,
 }
 
 /// The pops [`Context::settle`] could not settle at once.
@@ -93,6 +95,7 @@ impl Context {
             dot4_polyfill: false,
             dot4_self_test: crate::gpu::capabilities::Dot4SelfTest::NotRun,
             pending_scopes: PendingScopes::default(),
+            tuning: crate::gpu::tune::TuneState::default(),
         }
     }
 
@@ -185,6 +188,7 @@ impl Context {
             dot4_polyfill: false,
             dot4_self_test: crate::gpu::capabilities::Dot4SelfTest::NotRun,
             pending_scopes: PendingScopes::default(),
+            tuning: crate::gpu::tune::TuneState::default(),
         };
         ctx.run_dot4_self_test_async().await;
         Ok(ctx)
@@ -220,6 +224,29 @@ impl Context {
     pub fn with_dot4_polyfill(mut self, polyfill: bool) -> Self {
         self.dot4_polyfill = polyfill;
         self
+    }
+
+    /// The same context (sharing its cache of measured winners) with another kernel-choice
+    /// policy: layers built on the returned context use it.
+    pub fn with_tuning(mut self, tuning: crate::gpu::tune::Tuning) -> Self {
+        self.tuning = self.tuning.with_policy(tuning);
+        self
+    }
+
+    /// How layers built on this context choose their kernels.
+    pub fn tuning(&self) -> crate::gpu::tune::Tuning {
+        self.tuning.policy()
+    }
+
+    /// The policy and the cache of measured winners.
+    pub fn tuning_state(&self) -> &crate::gpu::tune::TuneState {
+        &self.tuning
+    }
+
+    /// Every shape class the autotune has measured on this context's adapter: the
+    /// candidates' times and the winner.
+    pub fn tuning_report(&self) -> Vec<crate::gpu::tune::TuneRecord> {
+        self.tuning.report()
     }
 
     /// Whether the integer GEMM computes its dot products without `dot4I8Packed`.

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::buffers::{check_buffer, create, read, upload};
 use crate::gpu::context::Context;
 use crate::gpu::pipelines::{EpilogueKind, MatmulVariant, PipelineKey};
+use crate::gpu::tune::LayerKernels;
 use crate::quant::calibrate::{Observer, RangeEstimator};
 use crate::quant::convention::Convention;
 use crate::quant::epilogue::{Dequant, DequantScales, Epilogue, RequantScaling};
@@ -139,6 +140,18 @@ struct Dispatch {
 
 /// Batches up to this many rows use the GEMV kernel shape.
 pub const GEMV_MAX_ROWS: usize = 3;
+
+/// The GEMV-shape variant of a layer's GEMM variant under `kernels`.
+fn gemv_variant_of(variant: MatmulVariant, kernels: LayerKernels) -> MatmulVariant {
+    MatmulVariant {
+        gemv: true,
+        vec4_loads: kernels.gemv.vec4_loads,
+        dot4_polyfill: kernels.gemv.unpacked,
+        // The GEMV shape ignores the tile; one value keeps one pipeline-cache entry.
+        tile: crate::gpu::pipelines::Tile::Block4x4,
+        ..variant
+    }
+}
 
 /// `ChannelParams` is 32 bytes per channel.
 const CHANNEL_PARAMS_BYTES: u64 = 32;
@@ -354,6 +367,10 @@ pub struct QLinear {
     input: ActivationInput,
     epilogue: Epilogue,
     variant: MatmulVariant,
+    /// The same epilogue in the GEMV shape.
+    gemv_variant: MatmulVariant,
+    /// The kernels chosen for this layer and where the choice came from.
+    kernels: LayerKernels,
     pipeline: wgpu::ComputePipeline,
     /// The same epilogue in the GEMV shape, used for M <= [`GEMV_MAX_ROWS`].
     gemv_pipeline: wgpu::ComputePipeline,
@@ -586,6 +603,7 @@ impl QLinear {
                     (kind, false, false, false, Convention::Onnx, uniforms)
                 }
             };
+        let kernels = crate::gpu::tune::choose(ctx, n, weights.k);
         let variant = MatmulVariant {
             epilogue: kind,
             a_is_u8: a_type == QType::U8,
@@ -593,17 +611,16 @@ impl QLinear {
             per_row_zero_point: matches!(input, ActivationInput::PerRow { .. }),
             float_bias,
             gemv: false,
-            vec4_loads: words_per_row(weights.k).is_multiple_of(4),
+            vec4_loads: kernels.gemm.vec4_loads,
             row_sums: channels.iter().any(|c| c.zero_point != 0),
             float_clamp,
             convention,
-            dot4_polyfill: ctx.dot4_polyfill(),
+            dot4_polyfill: kernels.gemm.unpacked,
+            tile: kernels.gemm.tile,
         };
+        let gemv_variant = gemv_variant_of(variant, kernels);
         let pipeline = ctx.pipeline(PipelineKey::MatmulI8(variant))?;
-        let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulI8(MatmulVariant {
-            gemv: true,
-            ..variant
-        }))?;
+        let gemv_pipeline = ctx.pipeline(PipelineKey::MatmulI8(gemv_variant))?;
         let channel_buffers = weights
             .chunks
             .iter()
@@ -634,6 +651,8 @@ impl QLinear {
             input,
             epilogue,
             variant,
+            gemv_variant,
+            kernels,
             pipeline,
             gemv_pipeline,
             channel_buffers,
@@ -682,9 +701,131 @@ impl QLinear {
         self.input
     }
 
-    /// The kernel specialisation this layer runs (epilogue kind, types, loads).
+    /// The kernel specialisation this layer runs for M > [`GEMV_MAX_ROWS`] (epilogue kind,
+    /// types, tile, loads, dot-product formulation).
     pub fn variant(&self) -> MatmulVariant {
         self.variant
+    }
+
+    /// The kernel specialisation this layer runs for M <= [`GEMV_MAX_ROWS`].
+    pub fn gemv_variant(&self) -> MatmulVariant {
+        self.gemv_variant
+    }
+
+    /// The kernels this layer runs (GEMM and GEMV) and where the choice came from: the
+    /// heuristic, the caller, or the autotune ([`crate::gpu::tune`]).
+    pub fn kernel(&self) -> LayerKernels {
+        self.kernels
+    }
+
+    /// The same layer running `kernels` (16-byte loads dropped where the rows are not
+    /// whole vec4s, the polyfill kept where the context forces it), with its own dispatch
+    /// cache. Every choice gives the same bits.
+    ///
+    /// # Errors
+    /// [`Error::Shader`] or [`Error::Gpu`] when a pipeline cannot be built.
+    pub fn with_kernels(&self, ctx: &Context, kernels: LayerKernels) -> Result<QLinear> {
+        let k = self.weights.k;
+        let fit = |c: crate::gpu::tune::KernelConfig| crate::gpu::tune::KernelConfig {
+            tile: c.tile,
+            vec4_loads: c.vec4_loads && words_per_row(k).is_multiple_of(4),
+            unpacked: c.unpacked || ctx.dot4_polyfill(),
+        };
+        let kernels = LayerKernels {
+            gemm: fit(kernels.gemm),
+            gemv: fit(kernels.gemv),
+            source: kernels.source,
+        };
+        let variant = MatmulVariant {
+            vec4_loads: kernels.gemm.vec4_loads,
+            dot4_polyfill: kernels.gemm.unpacked,
+            tile: kernels.gemm.tile,
+            ..self.variant
+        };
+        let gemv_variant = gemv_variant_of(variant, kernels);
+        Ok(QLinear {
+            variant,
+            gemv_variant,
+            kernels,
+            pipeline: ctx.pipeline(PipelineKey::MatmulI8(variant))?,
+            gemv_pipeline: ctx.pipeline(PipelineKey::MatmulI8(gemv_variant))?,
+            dispatch_cache: Arc::default(),
+            ..self.clone()
+        })
+    }
+
+    /// Measures this layer's kernel candidates on `ctx` with its own weights and epilogue
+    /// (the shape classes the context has not measured yet; nothing under
+    /// [`crate::gpu::tune::Tuning::Heuristic`] or `Fixed`), caches the winners in the
+    /// context and switches the layer to them. Never blocks: the timings are awaited.
+    ///
+    /// # Errors
+    /// GPU errors of the timed runs.
+    pub async fn tune(&mut self, ctx: &Context) -> Result<LayerKernels> {
+        let kernels = crate::gpu::tune::tune_layer(ctx, self).await?;
+        if kernels != self.kernels {
+            *self = self.with_kernels(ctx, kernels)?;
+        }
+        Ok(self.kernels)
+    }
+
+    /// Blocking form of [`QLinear::tune`] (native only).
+    ///
+    /// # Errors
+    /// As [`QLinear::tune`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn tune_blocking(&mut self, ctx: &Context) -> Result<LayerKernels> {
+        pollster::block_on(self.tune(ctx))
+    }
+
+    /// Zeroed input, row-params and output buffers for `m` rows (the autotune's runs).
+    pub(crate) fn scratch_buffers(
+        &self,
+        ctx: &Context,
+        m: usize,
+    ) -> Result<(wgpu::Buffer, Option<wgpu::Buffer>, wgpu::Buffer)> {
+        let m64 = as_u64("M", m)?;
+        let a_row = bytes_of(
+            "an activation row",
+            as_u64("K words", words_per_row(self.weights.k))?,
+            4,
+        )?;
+        let out_row = bytes_of(
+            "an output row",
+            as_u64("output words", self.output_words_per_row())?,
+            4,
+        )?;
+        let input = create(
+            ctx,
+            "tune input",
+            bytes_of("activations", m64, a_row)?,
+            wgpu::BufferUsages::STORAGE,
+        )?;
+        let output = create(
+            ctx,
+            "tune output",
+            bytes_of("output", m64, out_row)?,
+            wgpu::BufferUsages::STORAGE,
+        )?;
+        let rows = match self.input {
+            ActivationInput::PerRow { .. } => {
+                let rows = vec![
+                    RowParams {
+                        zero_point: 0,
+                        scale: 1.0
+                    };
+                    m
+                ];
+                Some(upload(
+                    ctx,
+                    "tune rows",
+                    &rows,
+                    wgpu::BufferUsages::STORAGE,
+                )?)
+            }
+            ActivationInput::Static { .. } => None,
+        };
+        Ok((input, rows, output))
     }
 
     /// How many prepared `(M, input, rows, output)` dispatch sets the layer holds (a
@@ -829,12 +970,12 @@ impl QLinear {
         } else {
             &self.pipeline
         };
-        let (tile_m, wg_x, wg_y) = MatmulVariant {
-            gemv,
-            ..self.variant
-        }
-        .tiling();
-        let (cols_per_group, rows_per_group) = (4 * wg_x as usize, (tile_m * wg_y) as usize);
+        let (tile_m, tile_n, wg_x, wg_y) = if gemv {
+            self.gemv_variant.block()
+        } else {
+            self.variant.block()
+        };
+        let (cols_per_group, rows_per_group) = ((tile_n * wg_x) as usize, (tile_m * wg_y) as usize);
         // Every buffer and bind group below is made through `captured`.
         let mut dispatches = Vec::new();
         for m0 in (0..m).step_by(m_chunk) {

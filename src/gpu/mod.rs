@@ -15,5 +15,6 @@ pub mod pipelines;
 pub mod quantize;
 pub mod shader;
 pub mod timer;
+pub mod tune;
 
 pub use context::Context;

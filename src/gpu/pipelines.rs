@@ -82,14 +82,62 @@ pub struct MatmulVariant {
     /// Every other epilogue ignores it and uses `Convention::Onnx`, so one pipeline serves.
     pub convention: Convention,
     /// Dot products from unpacked i32 multiply-adds instead of `dot4I8Packed` (the context's
-    /// packed dot product failed its self-test, or the fallback was forced).
+    /// packed dot product failed its self-test, the fallback was forced, or the autotune
+    /// found it faster on this adapter).
     pub dot4_polyfill: bool,
+    /// The GEMM's register block (ignored by the GEMV shape, which has its own).
+    pub tile: Tile,
+}
+
+/// The GEMM's register block per invocation, in an 8 x 8 workgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tile {
+    /// 4 rows x 4 columns per invocation (a 32 x 32 workgroup tile): few live registers.
+    Block4x4,
+    /// 8 rows x 8 columns per invocation (a 64 x 64 workgroup tile): half the loads per dot
+    /// product of 4 x 4, 64 accumulators (the winner on lavapipe, a CPU).
+    Block8x8,
+}
+
+impl Tile {
+    /// Every tile.
+    pub const ALL: [Tile; 2] = [Tile::Block4x4, Tile::Block8x8];
+
+    /// `(TILE_M, TILE_N)`.
+    pub fn block(self) -> (u32, u32) {
+        match self {
+            Tile::Block4x4 => (4, 4),
+            Tile::Block8x8 => (8, 8),
+        }
+    }
+
+    /// A short name (`"4x4"`, `"8x8"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tile::Block4x4 => "4x4",
+            Tile::Block8x8 => "8x8",
+        }
+    }
 }
 
 impl MatmulVariant {
     /// `(TILE_M, WORKGROUP_X, WORKGROUP_Y)`: rows per invocation and the workgroup shape.
+    /// [`MatmulVariant::block`] adds the columns per invocation.
     pub fn tiling(&self) -> (u32, u32, u32) {
-        if self.gemv { (1, 64, 1) } else { (4, 8, 8) }
+        let (tile_m, _, wg_x, wg_y) = self.block();
+        (tile_m, wg_x, wg_y)
+    }
+
+    /// `(TILE_M, TILE_N, WORKGROUP_X, WORKGROUP_Y)`: the register block per invocation and
+    /// the workgroup shape. A workgroup covers `TILE_M·WORKGROUP_Y` rows and
+    /// `TILE_N·WORKGROUP_X` columns.
+    pub fn block(&self) -> (u32, u32, u32, u32) {
+        if self.gemv {
+            (1, 4, 64, 1)
+        } else {
+            let (tile_m, tile_n) = self.tile.block();
+            (tile_m, tile_n, 8, 8)
+        }
     }
 }
 
@@ -193,9 +241,11 @@ impl PipelineKey {
                         "HAS_FLOAT_BIAS",
                         ConstValue::Bool(v.float_bias && v.epilogue.dequantizes()),
                     ),
-                    ("TILE_M", ConstValue::U32(v.tiling().0)),
-                    ("WORKGROUP_X", ConstValue::U32(v.tiling().1)),
-                    ("WORKGROUP_Y", ConstValue::U32(v.tiling().2)),
+                    // The GEMV shape ignores `tile`: its variants assemble to one text.
+                    ("TILE_M", ConstValue::U32(v.block().0)),
+                    ("TILE_N", ConstValue::U32(v.block().1)),
+                    ("WORKGROUP_X", ConstValue::U32(v.block().2)),
+                    ("WORKGROUP_Y", ConstValue::U32(v.block().3)),
                     ("VEC4", ConstValue::Bool(v.vec4_loads)),
                     ("ROW_SUMS", ConstValue::Bool(v.row_sums)),
                     (
@@ -239,7 +289,15 @@ impl PipelineKey {
             PipelineKey::MatmulF32 { vec4: true, .. } => "loads/vec4",
             _ => "loads/scalar",
         };
-        assemble_with_imports(root, &constants, &[("loads", loads)])
+        let block = match self {
+            PipelineKey::MatmulI8(v) => match v.block() {
+                (1, 4, ..) => "matmul_i8/block1x4",
+                (4, 4, ..) => "matmul_i8/block4x4",
+                _ => "matmul_i8/block8x8",
+            },
+            _ => "matmul_i8/block4x4",
+        };
+        assemble_with_imports(root, &constants, &[("loads", loads), ("block", block)])
     }
 
     /// Whether this variant is a bit-exact path (checked by the IR walk in the tests).
@@ -307,24 +365,27 @@ impl PipelineKey {
                 vec4: bit(2),
             });
         }
-        // MatmulVariant: two enums and MATMUL_BOOL_FIELDS booleans, every combination.
+        // MatmulVariant: three enums and MATMUL_BOOL_FIELDS booleans, every combination.
         const MATMUL_BOOL_FIELDS: u32 = 9;
         for epilogue in EpilogueKind::ALL {
             for convention in Convention::ALL {
                 for bits in 0..1u32 << MATMUL_BOOL_FIELDS {
                     let bit = |i: u32| bits >> i & 1 != 0;
-                    keys.push(PipelineKey::MatmulI8(MatmulVariant {
-                        epilogue,
-                        convention,
-                        a_is_u8: bit(0),
-                        dynamic_rows: bit(1),
-                        per_row_zero_point: bit(2),
-                        float_bias: bit(3),
-                        gemv: bit(4),
-                        vec4_loads: bit(5),
-                        row_sums: bit(6),
-                        float_clamp: bit(7),
-                        dot4_polyfill: bit(8),
+                    keys.extend(Tile::ALL.map(|tile| {
+                        PipelineKey::MatmulI8(MatmulVariant {
+                            tile,
+                            epilogue,
+                            convention,
+                            a_is_u8: bit(0),
+                            dynamic_rows: bit(1),
+                            per_row_zero_point: bit(2),
+                            float_bias: bit(3),
+                            gemv: bit(4),
+                            vec4_loads: bit(5),
+                            row_sums: bit(6),
+                            float_clamp: bit(7),
+                            dot4_polyfill: bit(8),
+                        })
                     }));
                 }
             }

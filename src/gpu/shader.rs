@@ -40,6 +40,18 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("peak", include_str!("../../shaders/peak.wgsl")),
     ("quantize", include_str!("../../shaders/quantize.wgsl")),
     ("matmul_i8", include_str!("../../shaders/matmul_i8.wgsl")),
+    (
+        "matmul_i8/block1x4",
+        include_str!("../../shaders/matmul_i8/block1x4.wgsl"),
+    ),
+    (
+        "matmul_i8/block4x4",
+        include_str!("../../shaders/matmul_i8/block4x4.wgsl"),
+    ),
+    (
+        "matmul_i8/block8x8",
+        include_str!("../../shaders/matmul_i8/block8x8.wgsl"),
+    ),
     ("matmul_f32", include_str!("../../shaders/matmul_f32.wgsl")),
 ];
 

@@ -1,0 +1,381 @@
+//! Kernel selection per adapter: which register block, which loads and which dot-product
+//! formulation the integer GEMM and GEMV run, chosen by a heuristic from the adapter's
+//! device type, fixed by the caller, or measured by a short autotune and cached per
+//! context (so per adapter, shared by the context's clones).
+//!
+//! Every candidate is the same exact integer arithmetic in another order of loads, so every
+//! choice gives the same bits (the tests run each one against the reference). Measuring is
+//! async ([`autotune`], [`crate::gpu::gemm::QLinear::tune`]): it never blocks a browser.
+//! Building a layer stays synchronous and never measures: it takes the cached winner of its
+//! shape class when there is one, else the heuristic.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::context::Context;
+use crate::gpu::gemm::{ActivationInput, GEMV_MAX_ROWS, QLinear, QuantizedWeights};
+use crate::gpu::pipelines::Tile;
+use crate::quant::epilogue::Epilogue;
+use crate::quant::params::QuantParams;
+use crate::quant::qtype::QType;
+
+/// One kernel formulation of a shape class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelConfig {
+    /// The register block (the GEMV shape ignores it).
+    pub tile: Tile,
+    /// 16-byte loads where the rows allow them (`ceil(K/4) % 4 == 0`); else one word per
+    /// load (some compilers, `SwiftShader`'s among them, run those faster).
+    pub vec4_loads: bool,
+    /// Unpacked i32 multiply-adds instead of `dot4I8Packed` (for adapters whose built-in is
+    /// slow; forced on when the context runs the polyfill).
+    pub unpacked: bool,
+}
+
+impl std::fmt::Display for KernelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            self.tile.as_str(),
+            if self.vec4_loads { "vec4" } else { "scalar" },
+            if self.unpacked { "unpacked" } else { "dot4" }
+        )
+    }
+}
+
+/// The kernels a layer runs: one for M > [`GEMV_MAX_ROWS`], one for the GEMV shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LayerKernels {
+    /// The GEMM kernel.
+    pub gemm: KernelConfig,
+    /// The GEMV kernel (`tile` unused).
+    pub gemv: KernelConfig,
+    /// Where the choice came from.
+    pub source: ChoiceSource,
+}
+
+/// Where a layer's kernel choice came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChoiceSource {
+    /// From the adapter's device type, unmeasured.
+    Heuristic,
+    /// Fixed by the caller ([`Tuning::Fixed`]).
+    Fixed,
+    /// Measured on this adapter by the autotune.
+    Measured,
+}
+
+/// How a context chooses kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Tuning {
+    /// Layers take the measured winner of their shape class when the autotune has run for
+    /// it ([`autotune`], [`crate::gpu::gemm::QLinear::tune`]), else the heuristic. Nothing is
+    /// measured unless asked. The default.
+    #[default]
+    Auto,
+    /// The heuristic only; the autotune calls measure nothing.
+    Heuristic,
+    /// This formulation for every layer's GEMM and GEMV (16-byte loads only where the rows
+    /// allow them; the polyfill where the context forces it).
+    Fixed(KernelConfig),
+}
+
+/// What the autotune measures separately: the GEMV or GEMM shape, and the depth and width
+/// in powers of two, whether 16-byte loads apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShapeClass {
+    /// The GEMV shape (M <= [`GEMV_MAX_ROWS`]).
+    pub gemv: bool,
+    /// `ceil(log2(K))`.
+    pub k_log2: u32,
+    /// `ceil(log2(N))`.
+    pub n_log2: u32,
+    /// Rows are whole vec4s (`ceil(K/4) % 4 == 0`).
+    pub vec4_able: bool,
+}
+
+impl ShapeClass {
+    /// The class of an `N × K` layer in the GEMV or GEMM shape.
+    pub fn of(gemv: bool, n: usize, k: usize) -> Self {
+        let log2 = |v: usize| usize::BITS - v.max(1).saturating_sub(1).leading_zeros();
+        ShapeClass {
+            gemv,
+            k_log2: log2(k),
+            n_log2: log2(n),
+            vec4_able: k.div_ceil(4).is_multiple_of(4),
+        }
+    }
+}
+
+/// One measured shape class: every candidate's best time and the winner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuneRecord {
+    /// The adapter it was measured on.
+    pub adapter: String,
+    /// The shape class.
+    pub class: ShapeClass,
+    /// The shape it was timed at, `(M, N, K)`.
+    pub shape: (usize, usize, usize),
+    /// Each candidate and its best time in ms.
+    pub timings: Vec<(KernelConfig, f64)>,
+    /// The fastest.
+    pub winner: KernelConfig,
+}
+
+/// A context's tuning policy and its cache of measured winners (shared by its clones).
+#[derive(Debug, Clone, Default)]
+pub struct TuneState {
+    policy: Tuning,
+    cache: Arc<Mutex<BTreeMap<ShapeClass, TuneRecord>>>,
+}
+
+impl TuneState {
+    /// The policy.
+    pub fn policy(&self) -> Tuning {
+        self.policy
+    }
+
+    /// The same cache under another policy.
+    pub fn with_policy(&self, policy: Tuning) -> Self {
+        TuneState {
+            policy,
+            cache: self.cache.clone(),
+        }
+    }
+
+    fn cached(&self, class: ShapeClass) -> Option<KernelConfig> {
+        self.cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&class).map(|r| r.winner))
+    }
+
+    /// Every measured shape class, in order.
+    pub fn report(&self) -> Vec<TuneRecord> {
+        self.cache
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The unmeasured choice for the context's adapter: an 8 x 8 block with 16-byte loads on a
+/// CPU (lavapipe, llvmpipe: every load is a per-lane scalar loop there, so loads per dot
+/// product decide), 4 x 4 with 16-byte loads on GPUs, and 8 x 8 with one-word loads where
+/// the device type is unknown or virtual (a browser's WebGPU, where `SwiftShader` ran those
+/// 1.35x faster). The GEMV takes 16-byte loads and `dot4I8Packed` everywhere.
+pub fn heuristic(ctx: &Context) -> (KernelConfig, KernelConfig) {
+    let device_type = ctx.adapter_info().map(|a| a.device_type);
+    let gemm = match device_type {
+        Some(wgpu::DeviceType::Cpu) => KernelConfig {
+            tile: Tile::Block8x8,
+            vec4_loads: true,
+            unpacked: false,
+        },
+        Some(wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu) | None => {
+            KernelConfig {
+                tile: Tile::Block4x4,
+                vec4_loads: true,
+                unpacked: false,
+            }
+        }
+        Some(wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other) => KernelConfig {
+            tile: Tile::Block8x8,
+            vec4_loads: false,
+            unpacked: false,
+        },
+    };
+    let gemv = KernelConfig {
+        tile: Tile::Block4x4,
+        vec4_loads: true,
+        unpacked: false,
+    };
+    (gemm, gemv)
+}
+
+/// The kernels an `N × K` layer built now on `ctx` runs: the policy's choice, with 16-byte
+/// loads dropped where the rows are not whole vec4s and the polyfill forced where the
+/// context runs it.
+pub fn choose(ctx: &Context, n: usize, k: usize) -> LayerKernels {
+    let state = ctx.tuning_state();
+    let (h_gemm, h_gemv) = heuristic(ctx);
+    let (gemm, gemv, source) = match state.policy() {
+        Tuning::Fixed(c) => (c, c, ChoiceSource::Fixed),
+        Tuning::Heuristic => (h_gemm, h_gemv, ChoiceSource::Heuristic),
+        Tuning::Auto => {
+            let gemm = state.cached(ShapeClass::of(false, n, k));
+            let gemv = state.cached(ShapeClass::of(true, n, k));
+            let source = if gemm.is_some() || gemv.is_some() {
+                ChoiceSource::Measured
+            } else {
+                ChoiceSource::Heuristic
+            };
+            (gemm.unwrap_or(h_gemm), gemv.unwrap_or(h_gemv), source)
+        }
+    };
+    let fit = |c: KernelConfig| KernelConfig {
+        tile: c.tile,
+        vec4_loads: c.vec4_loads && k.div_ceil(4).is_multiple_of(4),
+        unpacked: c.unpacked || ctx.dot4_polyfill(),
+    };
+    LayerKernels {
+        gemm: fit(gemm),
+        gemv: fit(gemv),
+        source,
+    }
+}
+
+/// The candidates of a shape class on `ctx`: every tile (GEMM only), both loads (where the
+/// rows allow 16-byte ones), both dot-product formulations (unless the polyfill is forced).
+pub fn candidates(ctx: &Context, class: ShapeClass) -> Vec<KernelConfig> {
+    let tiles: &[Tile] = if class.gemv {
+        &[Tile::Block4x4]
+    } else {
+        &Tile::ALL
+    };
+    let loads: &[bool] = if class.vec4_able {
+        &[true, false]
+    } else {
+        &[false]
+    };
+    let dots: &[bool] = if ctx.dot4_polyfill() {
+        &[true]
+    } else {
+        &[false, true]
+    };
+    let mut out = Vec::new();
+    for &tile in tiles {
+        for &vec4_loads in loads {
+            for &unpacked in dots {
+                out.push(KernelConfig {
+                    tile,
+                    vec4_loads,
+                    unpacked,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Work (2·M·N·K) the GEMM timing aims at per run: about 10 ms on lavapipe.
+const GEMM_TIMING_OPS: f64 = 2.5e8;
+/// Timed runs per candidate after one warm-up (the best counts).
+const TIMED_RUNS: usize = 2;
+
+/// Measures the candidates of `layer`'s two shape classes (those not cached yet) on `ctx`
+/// with its own weights and epilogue, caches the winners and returns the kernels a layer
+/// of that shape now gets. Under [`Tuning::Heuristic`] or [`Tuning::Fixed`] it measures
+/// nothing and returns their choice. About 20 short runs: well under a second for a
+/// 1024 x 1024 layer on lavapipe.
+///
+/// # Errors
+/// GPU errors of the timed runs; [`Error::SizeOverflow`] for buffer sizes.
+pub async fn tune_layer(ctx: &Context, layer: &QLinear) -> Result<LayerKernels> {
+    let (n, k) = (layer.weights().n(), layer.weights().k());
+    if ctx.tuning_state().policy() != Tuning::Auto {
+        return Ok(choose(ctx, n, k));
+    }
+    let adapter = ctx
+        .adapter_info()
+        .map_or_else(|| "unknown adapter".to_string(), |a| a.name.clone());
+    for gemv in [false, true] {
+        let class = ShapeClass::of(gemv, n, k);
+        if ctx.tuning_state().cached(class).is_some() {
+            continue;
+        }
+        let m = if gemv {
+            1
+        } else {
+            let per_row = 2.0 * n as f64 * k as f64;
+            ((GEMM_TIMING_OPS / per_row) as usize).clamp(GEMV_MAX_ROWS + 1, 1024)
+        };
+        let timer = crate::gpu::timer::GpuTimer::new(ctx)?;
+        let mut timings = Vec::new();
+        for config in candidates(ctx, class) {
+            let kernels = LayerKernels {
+                gemm: config,
+                gemv: config,
+                source: ChoiceSource::Measured,
+            };
+            let candidate = layer.with_kernels(ctx, kernels)?;
+            let (input, rows, output) = candidate.scratch_buffers(ctx, m)?;
+            let mut best = f64::INFINITY;
+            for run in 0..=TIMED_RUNS {
+                let ms = timer
+                    .time_async(ctx, &mut |encoder| {
+                        candidate.encode(ctx, encoder, m, &input, rows.as_ref(), &output)
+                    })
+                    .await?;
+                if run > 0 {
+                    best = best.min(ms);
+                }
+            }
+            timings.push((config, best));
+        }
+        let winner = timings
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|t| t.0)
+            .ok_or_else(|| Error::Gpu("the autotune had no candidate".into()))?;
+        let record = TuneRecord {
+            adapter: adapter.clone(),
+            class,
+            shape: (m, n, k),
+            timings,
+            winner,
+        };
+        if let Ok(mut cache) = ctx.tuning_state().cache.lock() {
+            cache.insert(class, record);
+        }
+    }
+    Ok(choose(ctx, n, k))
+}
+
+/// Measures the shape classes of an `N × K` layer on `ctx` (as [`tune_layer`], with a
+/// throwaway layer of deterministic weights and the i32 epilogue), so that layers built
+/// afterwards, a [`crate::nn::Linear`] included, take the winners.
+///
+/// # Errors
+/// As [`tune_layer`]; [`Error::EmptyDimension`] for `k == 0`.
+pub async fn autotune(ctx: &Context, n: usize, k: usize) -> Result<LayerKernels> {
+    if ctx.tuning_state().policy() != Tuning::Auto
+        || (ctx
+            .tuning_state()
+            .cached(ShapeClass::of(false, n, k))
+            .is_some()
+            && ctx
+                .tuning_state()
+                .cached(ShapeClass::of(true, n, k))
+                .is_some())
+    {
+        return Ok(choose(ctx, n, k));
+    }
+    let len = n.checked_mul(k).ok_or_else(|| Error::SizeOverflow {
+        what: format!("{n} x {k} weights"),
+    })?;
+    // Bytes in the narrow range [-127, 127], from a fixed sequence.
+    let data: Vec<u8> = (0..len)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) >> 7) % 255) as u8 ^ 0x80)
+        .map(|b| if b == 0x80 { 0 } else { b })
+        .collect();
+    let params = QuantParams::per_tensor(1.0, 0, QType::I8.narrow_range())?;
+    let weights = QuantizedWeights::from_quantized(ctx, &data, n, k, params)?;
+    let input = ActivationInput::Static {
+        qtype: QType::I8,
+        zero_point: 0,
+    };
+    let layer = QLinear::new(ctx, weights, input, None, Epilogue::I32)?;
+    tune_layer(ctx, &layer).await
+}
+
+/// Blocking form of [`autotune`] (native only).
+///
+/// # Errors
+/// As [`autotune`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn autotune_blocking(ctx: &Context, n: usize, k: usize) -> Result<LayerKernels> {
+    pollster::block_on(autotune(ctx, n, k))
+}
