@@ -281,7 +281,11 @@ impl GemmTester {
                 scale: row_scales[r],
             })
             .collect();
-        assert_eq!(layer.variant().dot4_polyfill, ctx.dot4_polyfill());
+        // The layer runs what the context's tuning chose, and never dot4I8Packed where the
+        // context forces the polyfill.
+        assert_eq!(layer.kernel(), wgpu_quant::gpu::tune::choose(ctx, t.n, t.k));
+        assert!(!ctx.dot4_polyfill() || layer.variant().dot4_polyfill);
+        assert!(!ctx.dot4_polyfill() || layer.gemv_variant().dot4_polyfill);
         let got = layer
             .run_blocking(ctx, &a, t.m, per_row.then_some(&rows[..]))
             .unwrap_or_else(|e| panic!("{t:?}: gpu: {e}"));
@@ -1330,4 +1334,120 @@ fn fixed_point_multipliers_at_the_edges_match_the_reference() {
         let got = layer.run_blocking(ctx, &a, m, None).unwrap();
         assert_eq!(element_bits(&got), element_bits(&want), "{rounding:?}");
     }
+}
+
+/// Every kernel the tuning can choose (tile x loads x dot-product formulation) equals the
+/// reference on the shape classes that break kernels: tile multiples and tile ± 1, K not a
+/// multiple of 4 or of 16, GEMV rows, row sums (U8, per-channel weight zero points), three
+/// epilogues, an M and N split under a forced binding limit, and the accumulator bound.
+#[test]
+fn every_kernel_config_equals_the_reference() {
+    use wgpu_quant::gpu::pipelines::Tile;
+    use wgpu_quant::gpu::tune::{KernelConfig, Tuning};
+    let Some(ctx) = gpu() else { return };
+    let mut configs = Vec::new();
+    for tile in Tile::ALL {
+        for vec4_loads in [true, false] {
+            for unpacked in [false, true] {
+                configs.push(KernelConfig {
+                    tile,
+                    vec4_loads,
+                    unpacked,
+                });
+            }
+        }
+    }
+    let depth = max_depth(QType::I8, 0, QType::I8, 0, 0);
+    for (c, config) in configs.into_iter().enumerate() {
+        let fixed = ctx.clone().with_tuning(Tuning::Fixed(config));
+        for (i, (m, n, k)) in [
+            (1, 9, 37),
+            (3, 70, 64),
+            (64, 64, 64),
+            (65, 63, 67),
+            (63, 65, 130),
+            (9, 130, 16),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let kind = [Kind::I32, Kind::RequantFloat, Kind::F16][(c + i) % 3];
+            GemmTester::new()
+                .shape(m, n, k)
+                .a_type(QType::U8)
+                .per_channel_w_zero_points()
+                .epilogue(kind)
+                .seed(900 + c as u64)
+                .check(&fixed);
+        }
+        GemmTester::new()
+            .shape(100, 300, 64)
+            .a_type(QType::U8)
+            .per_channel_w_zero_points()
+            .epilogue(Kind::Fixed(FixedPointRounding::Single))
+            .check(&fixed.clone().with_binding_limit(4096));
+        GemmTester::new()
+            .shape(9, 3, depth)
+            .a_zero_point(0)
+            .no_bias()
+            .worst_case_data()
+            .epilogue(Kind::I32)
+            .check(&fixed);
+    }
+}
+
+/// The autotune measures a layer's two shape classes once, caches the winners per context
+/// (shared by clones), reports every candidate's time, and layers built afterwards take the
+/// winners; the tuned layer still equals the reference. Under `Heuristic` nothing is
+/// measured.
+#[test]
+fn autotune_measures_caches_and_reports() {
+    use wgpu_quant::gpu::tune::{ChoiceSource, Tuning, candidates};
+    let Some(ctx) = gpu() else { return };
+    // A context over the same device with its own, empty cache.
+    let fresh = Context::from_wgpu(ctx.device().clone(), ctx.queue().clone());
+    let (n, k) = (96, 128);
+    let params = QuantParams::per_tensor(0.01, 0, QType::I8.full_range()).unwrap();
+    let w = Rng::new(5).bytes(n * k);
+    let build = |c: &Context| {
+        let weights = QuantizedWeights::from_quantized(c, &w, n, k, params.clone()).unwrap();
+        let input = ActivationInput::Static {
+            qtype: QType::I8,
+            zero_point: 3,
+        };
+        QLinear::new(c, weights, input, None, Epilogue::I32).unwrap()
+    };
+    let heuristic_only = fresh.clone().with_tuning(Tuning::Heuristic);
+    let mut layer = build(&heuristic_only);
+    assert_eq!(layer.kernel().source, ChoiceSource::Heuristic);
+    layer.tune_blocking(&heuristic_only).unwrap();
+    assert!(fresh.tuning_report().is_empty(), "Heuristic measured");
+
+    let mut layer = build(&fresh);
+    assert_eq!(layer.kernel().source, ChoiceSource::Heuristic);
+    let tuned = layer.tune_blocking(&fresh).unwrap();
+    assert_eq!(tuned.source, ChoiceSource::Measured);
+    assert_eq!(layer.kernel(), tuned);
+    let report = fresh.tuning_report();
+    assert_eq!(report.len(), 2, "{report:#?}");
+    for record in &report {
+        assert_eq!(record.timings.len(), candidates(&fresh, record.class).len());
+        assert!(record.timings.iter().all(|t| t.1.is_finite() && t.1 > 0.0));
+        eprintln!(
+            "{}: {:?} {:?} -> {}",
+            record.adapter, record.class, record.shape, record.winner
+        );
+    }
+    // A clone shares the cache: a new layer takes the winners without measuring again.
+    let again = build(&fresh.clone());
+    assert_eq!(again.kernel(), tuned);
+    assert_eq!(fresh.tuning_report(), report);
+    // The tuned kernels give the reference's bits.
+    for m in [1, 2, 40] {
+        let a = Rng::new(m as u64).bytes(m * k);
+        let got = layer.run_blocking(&fresh, &a, m, None).unwrap();
+        let want = again.run_blocking(&fresh, &a, m, None).unwrap();
+        assert_eq!(element_bits(&got), element_bits(&want));
+    }
+    GemmTester::new().shape(40, n, k).check(&fresh);
 }
