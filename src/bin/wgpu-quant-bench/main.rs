@@ -161,8 +161,9 @@ fn run(args: &Args) -> Result<()> {
         }
     }
     if let Some(path) = &args.json {
+        // From the typed report, so the fields keep their declared order.
         let mut text =
-            serde_json::to_string_pretty(&json).map_err(|e| file_error("--json", path, &e))?;
+            serde_json::to_string_pretty(&doc).map_err(|e| file_error("--json", path, &e))?;
         text.push('\n');
         if args.json_to_stdout() {
             print!("{text}");
