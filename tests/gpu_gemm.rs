@@ -1451,3 +1451,22 @@ fn autotune_measures_caches_and_reports() {
     }
     GemmTester::new().shape(40, n, k).check(&fresh);
 }
+
+/// A `Linear` built after `autotune` for its shape takes the measured kernels.
+#[test]
+fn a_linear_built_after_autotune_takes_the_winners() {
+    use wgpu_quant::gpu::tune::{ChoiceSource, autotune_blocking};
+    use wgpu_quant::nn::{InputSpec, Linear, LinearConfig, OutputSpec};
+    let Some(ctx) = gpu() else { return };
+    let fresh = Context::from_wgpu(ctx.device().clone(), ctx.queue().clone());
+    let (n, k) = (40, 48);
+    let params = QuantParams::per_tensor(0.02, 0, QType::I8.full_range()).unwrap();
+    let config = || LinearConfig::new(InputSpec::Static(params.clone()), OutputSpec::F32);
+    let w = vec![0.25f32; n * k];
+    let before = Linear::new(&fresh, &w, n, k, None, config()).unwrap();
+    assert_eq!(before.kernel().source, ChoiceSource::Heuristic);
+    let tuned = autotune_blocking(&fresh, n, k).unwrap();
+    assert_eq!(tuned.source, ChoiceSource::Measured);
+    let after = Linear::new(&fresh, &w, n, k, None, config()).unwrap();
+    assert_eq!(after.kernel(), tuned);
+}

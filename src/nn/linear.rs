@@ -715,6 +715,12 @@ impl Linear {
     pub fn qlinear(&self) -> &QLinear {
         &self.gpu
     }
+    /// The kernels the layer runs (GEMM and GEMV: tile, loads, dot-product formulation) and
+    /// where the choice came from: the context's heuristic, a fixed choice, or the autotune
+    /// ([`crate::gpu::tune::autotune`] before building takes the measured winners).
+    pub fn kernel(&self) -> crate::gpu::tune::LayerKernels {
+        self.gpu.kernel()
+    }
     /// The activation.
     pub fn activation(&self) -> Activation {
         self.parts.activation
