@@ -317,6 +317,38 @@ fn quantized_models_equal_their_reference() {
     }
 }
 
+/// `QuantizedModel::tune` measures each layer's shape class once on a context, switches every
+/// layer to the winners (reported as measured), and the outputs keep their bits.
+#[test]
+fn a_tuned_model_runs_the_winners_and_keeps_its_bits() {
+    use wgpu_quant::gpu::tune::ChoiceSource;
+    let Some(ctx) = gpu() else { return };
+    // Its own context over the shared device: an empty tuning cache.
+    let fresh = Context::from_wgpu(ctx.device().clone(), ctx.queue().clone());
+    let mut rng = Rng::new(33);
+    let float = random_mlp(&mut rng, &[24, 40, 10]);
+    let samples = rng.normals(64 * 24, 1.0);
+    for config in [QuantConfig::static_int8(), QuantConfig::dynamic_int8()] {
+        let config = config.max_batch(32);
+        let mut model = QuantizedModel::calibrate(&fresh, &float, &samples, 64, &config).unwrap();
+        let x = rng.normals(32 * 24, 1.0);
+        let before = model.run_blocking(&fresh, &x, 32).unwrap();
+        let chosen = model.tune_blocking(&fresh).unwrap();
+        assert_eq!(chosen.len(), 2);
+        for (layer, kernels) in model.layers().zip(&chosen) {
+            assert_eq!(kernels.source, ChoiceSource::Measured);
+            assert_eq!(layer.kernel(), *kernels);
+        }
+        let after = model.run_blocking(&fresh, &x, 32).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&after), bits(&before), "{:?}", config.mode);
+        assert_eq!(bits(&after), bits(&model.reference(&x, 32).unwrap()));
+    }
+    // Two layer shapes, GEMM and GEMV classes each: four measured classes, each once.
+    let report = fresh.tuning_report();
+    assert_eq!(report.len(), 4, "{report:#?}");
+}
+
 /// The model records into the caller's encoder with the caller's tensors.
 #[test]
 fn model_encodes_into_the_callers_encoder() {

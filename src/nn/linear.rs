@@ -721,6 +721,24 @@ impl Linear {
     pub fn kernel(&self) -> crate::gpu::tune::LayerKernels {
         self.gpu.kernel()
     }
+    /// Measures the kernel candidates of this layer's shape on `ctx` (unless the context has
+    /// measured that shape class already), caches the winners in the context and switches the
+    /// layer to them ([`QLinear::tune`]). Every candidate gives the same bits, so the result
+    /// is unchanged; only the speed is. Awaited, never blocking.
+    ///
+    /// # Errors
+    /// GPU errors of the timed runs.
+    pub async fn tune(&mut self, ctx: &Context) -> Result<crate::gpu::tune::LayerKernels> {
+        self.gpu.tune(ctx).await
+    }
+    /// Blocking form of [`Linear::tune`] (native only).
+    ///
+    /// # Errors
+    /// As [`Linear::tune`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn tune_blocking(&mut self, ctx: &Context) -> Result<crate::gpu::tune::LayerKernels> {
+        pollster::block_on(self.tune(ctx))
+    }
     /// The activation.
     pub fn activation(&self) -> Activation {
         self.parts.activation

@@ -657,6 +657,31 @@ impl QuantizedModel {
         Ok(trace)
     }
 
+    /// Autotunes every linear layer on `ctx` ([`Linear::tune`]): each shape class is
+    /// measured once per context, then every layer runs its winners. The outputs keep their
+    /// bits. Returns each layer's kernels, in order.
+    ///
+    /// # Errors
+    /// GPU errors of the timed runs.
+    pub async fn tune(&mut self, ctx: &Context) -> Result<Vec<crate::gpu::tune::LayerKernels>> {
+        let mut chosen = Vec::new();
+        for stage in &mut self.stages {
+            if let StageKind::Linear(layer) = &mut stage.0 {
+                chosen.push(layer.tune(ctx).await?);
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// Blocking form of [`QuantizedModel::tune`] (native only).
+    ///
+    /// # Errors
+    /// As [`QuantizedModel::tune`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn tune_blocking(&mut self, ctx: &Context) -> Result<Vec<crate::gpu::tune::LayerKernels>> {
+        pollster::block_on(self.tune(ctx))
+    }
+
     /// The stages.
     pub fn stages(&self) -> &[Stage] {
         &self.stages
