@@ -217,6 +217,20 @@ impl F32Linear {
         self.k
     }
 
+    /// The kernel `m` rows run, in words: `gemv 1x8 vec4` (M <=
+    /// [`crate::gpu::gemm::GEMV_MAX_ROWS`]: one row by 8 columns per invocation) or `gemm 8x8
+    /// vec4` (8 × 8 outputs per invocation, a 64 × 64 tile per workgroup); `scalar` instead of
+    /// `vec4` when K is not a multiple of 4 (one float per load).
+    pub fn kernel(&self, m: usize) -> &'static str {
+        let vec4 = self.k.is_multiple_of(4);
+        match (m <= crate::gpu::gemm::GEMV_MAX_ROWS, vec4) {
+            (true, true) => "gemv 1x8 vec4",
+            (true, false) => "gemv 1x8 scalar",
+            (false, true) => "gemm 8x8 vec4",
+            (false, false) => "gemm 8x8 scalar",
+        }
+    }
+
     /// Records `output[M, N] = clamp(input × Wᵀ (+ bias))`. `input` holds `m` plain rows of
     /// K floats (row stride exactly K). `m = 0` records nothing. Activations and outputs
     /// above the storage-binding limit are split along M, as [`crate::gpu::gemm::QLinear`]

@@ -39,6 +39,12 @@ pub struct Args {
     /// Compare with an earlier run's JSON: prints new/old time and throughput per row.
     #[arg(long, value_name = "OLD.json")]
     pub compare: Option<PathBuf>,
+
+    /// Skip the autotune: INT8 layers run the heuristic's kernels for the adapter's device
+    /// type. By default each INT8 shape class is measured first (a fraction of a second per
+    /// class) and every layer runs the winner; the candidates' times are reported.
+    #[arg(long)]
+    pub no_tune: bool,
 }
 
 impl Args {

@@ -51,13 +51,16 @@ impl Bench {
             bias: None,
             activation: wgpu_quant::Activation::None,
         });
-        let layer = QLinear::new(
+        let mut layer = QLinear::new(
             &ctx,
             weights,
             ActivationInput::PerRow { qtype: QType::I8 },
             None,
             epilogue,
         )?;
+        if self.tune {
+            layer.tune_blocking(&ctx)?;
+        }
         let packed = create(&ctx, "a int8", (m * words_per_row(k) * 4) as u64, usage)?;
         let rows = create(&ctx, "row params", (m * 8) as u64, usage)?;
         let y = create(&ctx, "y", (m * n * 4) as u64, usage)?;
@@ -84,7 +87,7 @@ impl Bench {
                 epilogue: "none",
                 weight_bytes: (n * k * 4) as f64,
                 sqnr: None,
-                kernel: None,
+                kernel: Some(f32_layer.kernel(m).to_string()),
                 record: Box::new(|e| f32_layer.encode(&ctx2, e, m, &a_raw, &y_f32)),
             },
             Case {
@@ -92,7 +95,7 @@ impl Bench {
                 epilogue: "DynamicQuantize+DequantF32",
                 weight_bytes: (n * words_per_row(k) * 4) as f64,
                 sqnr: Some(sqnr_db(&reference, &got)),
-                kernel: Some(kernel_report(&layer)),
+                kernel: Some(kernel_report(&layer, m)),
                 record: Box::new(|e| {
                     dq.encode(&ctx3, e, m, &a_raw, &packed, &rows)?;
                     layer.encode(&ctx3, e, m, &packed, Some(&rows), &y)

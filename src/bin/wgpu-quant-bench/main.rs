@@ -90,6 +90,7 @@ fn run(args: &Args) -> Result<()> {
         records: Vec::new(),
         models: Vec::new(),
         ui,
+        tune: !args.no_tune,
     };
 
     if want_peaks {
@@ -131,6 +132,14 @@ fn run(args: &Args) -> Result<()> {
         bench.ui.done();
     }
     bench.ui.finish();
+    let autotune: Vec<report::AutotuneRecord> = ctx
+        .tuning_report()
+        .iter()
+        .map(report::AutotuneRecord::from_tune)
+        .collect();
+    if !autotune.is_empty() {
+        report::print_autotune(&bench.ui, &autotune);
+    }
 
     if !bench.records.is_empty() {
         report::print_records(&bench.ui, &bench.records);
@@ -147,6 +156,7 @@ fn run(args: &Args) -> Result<()> {
         peaks: &bench.peaks,
         results: &bench.records,
         model: &bench.models,
+        autotune: &autotune,
     };
     let json = serde_json::to_value(&doc).map_err(|e| file_error("--json", "-", &e))?;
     if let Some(path) = &args.compare {

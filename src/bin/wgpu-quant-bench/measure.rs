@@ -154,15 +154,20 @@ pub struct Bench {
     pub models: Vec<ModelRecord>,
     /// Progress and tables.
     pub ui: Ui,
+    /// Autotune each INT8 layer before timing it (not with `--no-tune`).
+    pub tune: bool,
 }
 
-/// The kernel variant a layer runs, for the report. This is the one place to plug in the
-/// autotuner's report once `QLinear` exposes its chosen configuration; until then it is the
-/// pipeline specialisation (`QLinear::variant`), which names the tiling through its flags.
-pub fn kernel_report(layer: &wgpu_quant::gpu::gemm::QLinear) -> String {
-    let v = layer.variant();
-    let (tile_m, wg_x, wg_y) = v.tiling();
-    format!("{v:?} tiling ({tile_m}, {wg_x}, {wg_y})")
+/// The kernel an INT8 layer runs for `m` rows (its GEMV one up to `GEMV_MAX_ROWS`, else
+/// its GEMM one) and where the choice came from (heuristic, fixed, measured).
+pub fn kernel_report(layer: &wgpu_quant::gpu::gemm::QLinear, m: usize) -> String {
+    let kernels = layer.kernel();
+    let config = if m <= wgpu_quant::gpu::gemm::GEMV_MAX_ROWS {
+        kernels.gemv
+    } else {
+        kernels.gemm
+    };
+    format!("{config} ({:?})", kernels.source).to_lowercase()
 }
 
 impl Bench {

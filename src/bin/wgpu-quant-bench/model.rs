@@ -143,6 +143,10 @@ impl Bench {
     /// Model, encoding, readback or timing errors.
     fn model(&mut self, set: &mut ModelSet, x: &[f32], rows: usize) -> Result<()> {
         let ctx = self.ctx.clone();
+        if self.tune {
+            set.static_int8.tune_blocking(&ctx)?;
+            set.dynamic_int8.tune_blocking(&ctx)?;
+        }
         let k = set.float.input_features();
         let input = Tensor::from_f32(&ctx, &x[..rows * k], rows, k)?;
         let mut y_fp32 = Tensor::new(&ctx, TensorSpec::f32(set.float.output_features()), rows)?;

@@ -108,7 +108,7 @@ pub struct Record {
     pub pct_of_peak: Option<f64>,
     /// `f32_fma`, `dot4_i8` or `read_bandwidth`.
     pub peak: &'static str,
-    /// The kernel variant that ran (INT8 rows).
+    /// The kernel that ran (INT8: tile, loads, dot formulation and the choice's source).
     pub kernel: Option<String>,
     /// SQNR of the INT8 output against the FP32 output, dB.
     pub sqnr_db: Option<f64>,
@@ -210,6 +210,89 @@ pub struct Report<'a> {
     pub results: &'a [Record],
     /// Whole-model rows.
     pub model: &'a [ModelRecord],
+    /// The autotune's measurements, one per shape class (empty with `--no-tune`).
+    pub autotune: &'a [AutotuneRecord],
+}
+
+/// One shape class the autotune measured: every candidate's time and the winner.
+#[derive(Debug, Clone, Serialize)]
+pub struct AutotuneRecord {
+    /// `gemm` or `gemv`, with K and N rounded up to powers of two and whether rows are
+    /// whole vec4s.
+    pub class: String,
+    /// The shape it was timed at, `[M, N, K]`.
+    pub timed_at: [usize; 3],
+    /// Each candidate kernel and its best time.
+    pub candidates: Vec<AutotuneCandidate>,
+    /// The fastest candidate.
+    pub winner: String,
+}
+
+/// One candidate of an [`AutotuneRecord`].
+#[derive(Debug, Clone, Serialize)]
+pub struct AutotuneCandidate {
+    /// The kernel (tile, loads, dot-product formulation).
+    pub kernel: String,
+    /// Its best time, ms.
+    pub ms: f64,
+}
+
+impl AutotuneRecord {
+    /// The record of one measured class.
+    pub fn from_tune(r: &wgpu_quant::gpu::tune::TuneRecord) -> Self {
+        let c = r.class;
+        AutotuneRecord {
+            class: format!(
+                "{} K<=2^{} N<=2^{}{}",
+                if c.gemv { "gemv" } else { "gemm" },
+                c.k_log2,
+                c.n_log2,
+                if c.vec4_able { " vec4-able" } else { "" }
+            ),
+            timed_at: [r.shape.0, r.shape.1, r.shape.2],
+            candidates: r
+                .timings
+                .iter()
+                .map(|(k, ms)| AutotuneCandidate {
+                    kernel: k.to_string(),
+                    ms: *ms,
+                })
+                .collect(),
+            winner: r.winner.to_string(),
+        }
+    }
+}
+
+/// The autotune table: per shape class, each candidate's time relative to the winner.
+pub fn print_autotune(ui: &Ui, records: &[AutotuneRecord]) {
+    ui.out("\nAutotune (best of the timed runs per candidate; the winner runs):\n");
+    ui.out("| shape class | timed at (M×N×K) | candidate | ms | time / winner's |");
+    ui.out("|---|---|---|---|---|");
+    for r in records {
+        let best = r
+            .candidates
+            .iter()
+            .map(|c| c.ms)
+            .fold(f64::INFINITY, f64::min);
+        for c in &r.candidates {
+            let mark = if c.kernel == r.winner {
+                " **winner**"
+            } else {
+                ""
+            };
+            ui.out(&format!(
+                "| {} | {}×{}×{} | {}{} | {:.3} | {:.2}x |",
+                r.class,
+                r.timed_at[0],
+                r.timed_at[1],
+                r.timed_at[2],
+                c.kernel,
+                mark,
+                c.ms,
+                c.ms / best
+            ));
+        }
+    }
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -281,7 +364,7 @@ pub fn print_records(ui: &Ui, records: &[Record]) {
     }
     let kernels: Vec<&Record> = records.iter().filter(|r| r.kernel.is_some()).collect();
     if !kernels.is_empty() {
-        ui.out("\nINT8 kernel variants:");
+        ui.out("\nKernels that ran (INT8: tile, loads, dot-product formulation, and where the choice came from):");
         for r in kernels {
             ui.out(&format!(
                 "  {} {}×{}×{} {}: {}",
