@@ -7,192 +7,21 @@ use crate::gpu::context::Context;
 use crate::gpu::gemm::{ActivationInput, QLinear, QuantizedWeights};
 use crate::nn::host::{HostData, HostTensor};
 use crate::nn::tensor::{Quantization, Tensor, TensorSpec, describe_params};
-use crate::quant::calibrate::{Calibrator, Observer};
+use crate::quant::calibrate::Observer;
 use crate::quant::convention::Convention;
 use crate::quant::epilogue::{
     Activation, Dequant, DequantRequant, DequantScales, Epilogue, Requant,
 };
-use crate::quant::fixed_point::FixedPointRounding;
-use crate::quant::params::{QuantParams, Scheme};
+use crate::quant::params::QuantParams;
 use crate::quant::qtype::QType;
-use crate::quant::scalar::round_half_to_even;
-use crate::reference::dynamic::{DynamicGranularity, DynamicScheme};
 use crate::reference::gemm::{
     GemmInputs, GemmOutput, QMatrix, matmul_i8, matmul_i8_fused_alternative,
 };
 
-/// What a layer's input is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InputSpec {
-    /// Statically quantized with these per-tensor params (from calibration).
-    Static(QuantParams),
-    /// Quantized at run time by a dynamic quantizer.
-    Dynamic {
-        /// The dynamic scheme.
-        scheme: DynamicScheme,
-        /// Per row or per tensor.
-        granularity: DynamicGranularity,
-    },
-}
-
-impl InputSpec {
-    /// The spec of the input tensor for a layer of depth `k`.
-    pub fn tensor_spec(&self, k: usize) -> TensorSpec {
-        match self {
-            InputSpec::Static(p) => TensorSpec::quantized(k, p.clone()),
-            InputSpec::Dynamic {
-                scheme,
-                granularity,
-            } => TensorSpec::dynamic(k, *scheme, *granularity),
-        }
-    }
-}
-
-/// What a layer writes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OutputSpec {
-    /// f32 values.
-    F32,
-    /// f16 values (one rounding from the f32 result).
-    F16,
-    /// The i32 accumulators (plus the i32 bias).
-    I32,
-    /// Requantized with these per-tensor params, packed, ready for the next layer.
-    Quantized(QuantParams),
-}
-
-impl OutputSpec {
-    /// The spec of the output tensor for `n` channels.
-    pub fn tensor_spec(&self, n: usize) -> TensorSpec {
-        use crate::nn::tensor::ElementType;
-        let element = match self {
-            OutputSpec::F32 => ElementType::F32,
-            OutputSpec::F16 => ElementType::F16,
-            OutputSpec::I32 => ElementType::I32,
-            OutputSpec::Quantized(p) => return TensorSpec::quantized(n, p.clone()),
-        };
-        TensorSpec {
-            cols: n,
-            element,
-            quantization: None,
-        }
-    }
-}
-
-/// Where an f32 bias enters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BiasMode {
-    /// [`BiasMode::Int32`] for static inputs, [`BiasMode::Float`] for dynamic ones (whose
-    /// accumulator scale is only known at run time).
-    #[default]
-    Auto,
-    /// Quantized once to i32 in the accumulator scale, `rne(b / f32(s_a * s_w[c]))`, and
-    /// added to the accumulator (onnxruntime, TFLite).
-    Int32,
-    /// Added in f32 after dequantization and before any requantization (PyTorch fbgemm).
-    /// Its result is `round(round(x * s) + b)` or the fused `fma(x, s, b)` (DESIGN.md rule 2).
-    Float,
-}
-
-/// How a [`Linear`] is built: the convention, how weights are quantized, the input and
-/// output, the activation and where the bias goes. Defaults: ONNX convention, per-channel
-/// symmetric int8 MinMax weights, no activation, [`BiasMode::Auto`].
-#[derive(Debug, Clone)]
-pub struct LinearConfig {
-    /// The numerics convention (quantize rounding, requantization, params derivation).
-    pub convention: Convention,
-    /// The calibrator for the weights.
-    pub weight_calibrator: Calibrator,
-    /// The weights' scheme (type, symmetry).
-    pub weight_scheme: Scheme,
-    /// One scale per output channel (else one for the tensor).
-    pub per_channel: bool,
-    /// The input.
-    pub input: InputSpec,
-    /// The output.
-    pub output: OutputSpec,
-    /// The activation applied to the output (every output kind but i32).
-    pub activation: Activation,
-    /// Where the bias enters.
-    pub bias_mode: BiasMode,
-    /// Fixed-point rounding for TfLite requantization.
-    pub rounding: FixedPointRounding,
-}
-
-impl LinearConfig {
-    /// The defaults with this input and output.
-    pub fn new(input: InputSpec, output: OutputSpec) -> Self {
-        LinearConfig {
-            convention: Convention::Onnx,
-            weight_calibrator: Calibrator::default(),
-            weight_scheme: Scheme::symmetric(QType::I8),
-            per_channel: true,
-            input,
-            output,
-            activation: Activation::None,
-            bias_mode: BiasMode::Auto,
-            rounding: FixedPointRounding::Single,
-        }
-    }
-    /// With a convention.
-    pub fn convention(mut self, convention: Convention) -> Self {
-        self.convention = convention;
-        self
-    }
-    /// With an activation.
-    pub fn activation(mut self, activation: Activation) -> Self {
-        self.activation = activation;
-        self
-    }
-    /// With a weight calibrator and scheme.
-    pub fn weights(mut self, calibrator: impl Into<Calibrator>, scheme: Scheme) -> Self {
-        self.weight_calibrator = calibrator.into();
-        self.weight_scheme = scheme;
-        self
-    }
-    /// Per-tensor weight params instead of per channel.
-    pub fn per_tensor_weights(mut self) -> Self {
-        self.per_channel = false;
-        self
-    }
-    /// With a bias mode.
-    pub fn bias_mode(mut self, mode: BiasMode) -> Self {
-        self.bias_mode = mode;
-        self
-    }
-    /// With a fixed-point rounding (TfLite).
-    pub fn rounding(mut self, rounding: FixedPointRounding) -> Self {
-        self.rounding = rounding;
-        self
-    }
-}
-
-/// Everything that defines a built layer, as saved and loaded.
-#[derive(Debug, Clone)]
-pub struct LinearParts {
-    /// Output channels.
-    pub n: usize,
-    /// Reduction depth.
-    pub k: usize,
-    /// Quantized weights, `n × k` storage bytes.
-    pub weight_bytes: Vec<u8>,
-    /// Their params (per tensor or per axis 0).
-    pub weight_params: QuantParams,
-    /// The f32 bias, if any.
-    pub bias: Option<Vec<f32>>,
-    /// The convention.
-    pub convention: Convention,
-    /// Input.
-    pub input: InputSpec,
-    /// Output.
-    pub output: OutputSpec,
-    /// Activation.
-    pub activation: Activation,
-    /// Bias mode (resolved: never `Auto` once built).
-    pub bias_mode: BiasMode,
-    /// Fixed-point rounding (TfLite).
-    pub rounding: FixedPointRounding,
-}
+pub use crate::nn::bias::{
+    DYNAMIC_WEIGHT_SCALE_FLOOR, floor_weight_scales, quantize_bias, widen_weight_scales_for_bias,
+};
+pub use crate::nn::layer_config::{BiasMode, InputSpec, LinearConfig, LinearParts, OutputSpec};
 
 /// A quantized linear layer on the GPU: `y = act(x × Wᵀ + b)` with quantized `x` and `W`.
 #[derive(Debug)]
@@ -203,89 +32,6 @@ pub struct Linear {
     input_spec: TensorSpec,
     output_spec: TensorSpec,
     gpu: QLinear,
-}
-
-/// `rne(b / f32(s_a * s_w[c]))` per channel, refusing what does not fit i32 (onnxruntime's
-/// `quantize_bias_static`, TFLite's bias quantization).
-///
-/// # Errors
-/// [`Error::InvalidScale`] when a product is not normal; [`Error::BiasOverflow`].
-pub fn quantize_bias(bias: &[f32], input: &QuantParams, weights: &QuantParams) -> Result<Vec<i32>> {
-    crate::error::check_finite("bias", bias)?;
-    let s_a = input.scale(0);
-    bias.iter()
-        .enumerate()
-        .map(|(c, &b)| {
-            let scale = s_a * weights.scale(c);
-            crate::error::check_scale(|| format!("bias scale s_a * s_w[{c}]"), scale)?;
-            let quotient = b / scale;
-            let rounded = round_half_to_even(quotient);
-            // i32::MAX is not an f32; 2^31 is the first value out of range.
-            if !(-2_147_483_648.0..2_147_483_648.0).contains(&rounded) {
-                return Err(Error::BiasOverflow {
-                    channel: c,
-                    bias: b,
-                    scale,
-                    quotient,
-                });
-            }
-            Ok(rounded as i32)
-        })
-        .collect()
-}
-
-/// onnxruntime's `_adjust_weight_scale_for_int32_bias`: where `s_a * s_w[c]` is so small
-/// that the i32 bias would overflow, the weight scale grows until the bias's absolute maximum
-/// fits with a margin (`1.0001 · 2 · absmax / (2^32 - 2)`, all in f64), so a dead channel with
-/// near-zero weights and a live bias stays representable. Other channels are unchanged.
-///
-/// # Errors
-/// [`Error::NonFiniteInput`] for the bias; params errors.
-pub fn widen_weight_scales_for_bias(
-    weights: &QuantParams,
-    input: &QuantParams,
-    bias: &[f32],
-) -> Result<QuantParams> {
-    crate::error::check_finite("bias", bias)?;
-    let absmax = bias.iter().fold(0.0f64, |m, &b| m.max(f64::from(b).abs()));
-    let qrange = f64::from(i32::MAX) - f64::from(i32::MIN + 1);
-    let smallest = 1.0001 * (2.0 * absmax) / qrange;
-    let s_a = f64::from(input.scale(0));
-    let mut changed = false;
-    let scales: Vec<f32> = weights
-        .scales()
-        .iter()
-        .map(|&s_w| {
-            let candidate = s_a * f64::from(s_w);
-            if candidate < smallest && candidate > 0.0 {
-                changed = true;
-                (f64::from(s_w) * (smallest / candidate)) as f32
-            } else {
-                s_w
-            }
-        })
-        .collect();
-    if !changed {
-        return Ok(weights.clone());
-    }
-    weights.with_scales(scales)
-}
-
-/// The smallest weight scale a dynamic layer uses: `2^-103`. A dynamic row's scale is at
-/// least `2^-23` (the per-token floor), so `s_a[m] * s_w[n]` stays a normal f32 (at least
-/// `2^-126`), which the reference requires and a GPU that flushes subnormals reproduces. Only
-/// dead channels (weights below about `1e-29`) are affected.
-pub const DYNAMIC_WEIGHT_SCALE_FLOOR: f32 = 9.860_761e-32; // 2^-103
-
-/// The params with every scale raised to at least `floor` (zero points unchanged).
-///
-/// # Errors
-/// Params errors.
-pub fn floor_weight_scales(weights: &QuantParams, floor: f32) -> Result<QuantParams> {
-    if weights.scales().iter().all(|&s| s >= floor) {
-        return Ok(weights.clone());
-    }
-    weights.with_scales(weights.scales().iter().map(|&s| s.max(floor)).collect())
 }
 
 fn invalid(what: &str, value: impl std::fmt::Debug, reason: &str) -> Error {

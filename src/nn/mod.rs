@@ -6,12 +6,18 @@
 //! FloatModel (CPU, f32) --calibrate--> QuantizedModel = [Quantize | DynamicQuantize, Linear]*
 //! ```
 
+pub mod bias;
+pub mod config;
 pub mod f32_model;
 pub mod float;
 pub mod host;
+pub mod layer_config;
 pub mod linear;
 pub mod model;
+pub mod report;
 pub mod save;
+pub mod spec;
+pub mod stage;
 pub mod tensor;
 
 pub use f32_model::F32Model;
