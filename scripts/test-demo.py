@@ -9,9 +9,14 @@ chromedriver, and drives headless Chromium over WebDriver (HTTP + JSON):
    INT8 static and dynamic bit-exact against the CPU reference and 526/540 correct each (the
    INT8 results are adapter-independent: they equal the reference bit for bit); FP32 within
    two images of the float model's 526/540 (data/digits/README.md) — then draws a 0 on the
-   pad with the mouse and checks the three answers, and saves a screenshot (demo.png);
-2. the benchmark page (bench.html): waits for it, checks every row has positive times, and
-   saves the table (browser.md) and the rows (browser.json).
+   pad with the mouse and checks the three answers, checks the autotune ran for the model's
+   layer shapes and the page names the INT8 kernels that run, and saves a screenshot
+   (demo.png);
+2. the benchmark page (bench.html): waits for it, checks every row has positive times and
+   names the INT8 kernel that ran (the autotune's winner for its shape), every autotune record
+   has at least two candidates with positive times and a winner among them (the fastest), and
+   the INT8 models' stage breakdown is there; saves the tables (browser.md: results, autotune,
+   stages) and the data (browser.json).
 
 The files go to target/demo/; --docs writes them where the README shows them instead
 (docs/demo.png, docs/bench/browser.md, docs/bench/browser.json).
@@ -198,6 +203,30 @@ def check(cond, msg, failures):
         failures.append(msg)
 
 
+def check_tuning(records, where, failures):
+    """Every autotune record: >= 2 candidates, positive times, the winner among them and the
+    fastest. Returns the candidates' names (every kernel a layer can run here)."""
+    names = set()
+    check(len(records) > 0, f"{where}: {len(records)} autotune records", failures)
+    for r in records:
+        cands = {c["kernel"]: c["ms"] for c in r["candidates"]}
+        names.update(cands)
+        what = f"{where}: autotune {r['class']} at {r['shape']}"
+        check(len(cands) >= 2, f"{what}: {len(cands)} candidates", failures)
+        check(all(ms > 0 and math.isfinite(ms) for ms in cands.values()),
+              f"{what}: candidate times positive", failures)
+        check(r["winner"] in cands, f"{what}: winner {r['winner']!r} among the candidates", failures)
+        if r["winner"] in cands:
+            check(cands[r["winner"]] == min(cands.values()),
+                  f"{what}: the winner is the fastest ({cands[r['winner']]:.3f} ms)", failures)
+    return names
+
+
+def names_kernel(text, names, tuned):
+    """A kernel description names a candidate (and, tuned, says the choice was measured)."""
+    return bool(text) and any(n in text for n in names) and (not tuned or "(measured)" in text)
+
+
 def demo(wd, base, args, failures, sections):
     wd.get(f"{base}/index.html")
     wait_done(wd, "demo", args.timeout)
@@ -210,6 +239,12 @@ def demo(wd, base, args, failures, sections):
         f"(self-test {info['dot4_self_test']}), GPU column timed with {info['timing']}; "
         f"medians of {result['runs']} runs.",
         "",
+        (f"INT8 kernels (autotuned on this adapter, {len(info['tuning'])} shape classes in "
+         f"{info['tune_ms'] / 1000:.1f} s): " if result.get("tuned") else "INT8 kernels (heuristic): ")
+        + "; ".join(f"{key} at {rows} row{'s' if rows > 1 else ''}: {ks[key]}"
+                    for rows, ks in ((TEST_ROWS, info["kernels"]), (1, info["kernels_single"]))
+                    for key in ("static", "dynamic")) + ".",
+        "",
         "| model | accuracy | agreement with FP32 | bit-exact vs reference | 540 rows (ms) | 1 row (ms) | GPU, 540 rows (ms) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -221,6 +256,14 @@ def demo(wd, base, args, failures, sections):
     print("\n".join(table))
     sections.append(("The digits demo (index.html)", "\n".join(table) + "\n"))
     check(info["test_rows"] == TEST_ROWS, f"{TEST_ROWS} test rows", failures)
+    tuned = bool(result.get("tuned"))
+    names = check_tuning(info["tuning"], "demo", failures) if tuned else set()
+    for key in ("static", "dynamic"):
+        for rows, ks in ((TEST_ROWS, info["kernels"]), (1, info["kernels_single"])):
+            check(names_kernel(ks[key], names, tuned) if tuned else bool(ks[key]),
+                  f"INT8 {key} at {rows} row(s) runs {ks[key]!r}", failures)
+    shown = wd.text("kernels")
+    check(info["kernels"]["static"] in shown, f"the page shows the kernels: {shown!r}", failures)
     for key in ("static", "dynamic"):
         f = figures[key]
         check(f["bit_exact"] is True, f"INT8 {key}: bit-exact against the CPU reference", failures)
@@ -274,17 +317,61 @@ def bench(wd, base, args, failures, sections):
     wait_done(wd, "bench", args.bench_timeout)
     result = wd.js("return window.benchResult;")
     print(result["markdown"])
-    sections.append(("The benchmark (bench.html)", result["markdown"]))
+    print(result["tuning_markdown"])
+    print(result["stages_markdown"])
+    faster = [f"{r['shape']} {r['fp32_ms'] / r['int8_ms']:.2f}×" for r in result["rows"]
+              if r["int8_ms"] < r["fp32_ms"]]
+    summary = (f"\nINT8 faster than FP32 in {len(faster)} of {len(result['rows'])} rows"
+               + (f": {', '.join(faster)}" if faster else "") + ".\n")
+    sections.append(("The benchmark (bench.html)", result["markdown"] + summary))
+    sections.append(("The autotune (bench.html)", result["tuning_markdown"]))
+    sections.append(("The INT8 models stage by stage (bench.html)",
+                     result["stages_markdown"] + stage_summary(result["stages"])))
     check(len(result["rows"]) >= 6, f"{len(result['rows'])} benchmark rows", failures)
+    tuned = bool(result["tuned"])
+    names = check_tuning(result["tuning"], "bench", failures) if tuned else set()
     for r in result["rows"]:
-        check(r["fp32_ms"] > 0 and r["int8_ms"] > 0, f"{r['op']} {r['shape']}: positive times", failures)
+        what = f"{r['op']} {r['shape']}"
+        check(r["fp32_ms"] > 0 and r["int8_ms"] > 0, f"{what}: positive times", failures)
+        kernel = r.get("int8_kernel") or ""
+        check(names_kernel(kernel, names, tuned) if tuned else bool(kernel),
+              f"{what}: INT8 ran {kernel!r}", failures)
+        if tuned and r["op"] in ("gemm", "gemv"):
+            m, n, k = (int(v) for v in r["shape"].split("×"))
+            rec = [t for t in result["tuning"] if t["class"].startswith(r["op"].upper())
+                   and t["shape"].split("×")[1:] == [str(n), str(k)]]
+            check(len(rec) == 1 and kernel.startswith(rec[0]["winner"] + " "),
+                  f"{what}: runs the autotune's winner ({rec[0]['winner'] if rec else 'no record'})", failures)
+    stages = result["stages"]
+    for model in ("INT8 static", "INT8 dynamic"):
+        ts = [s for s in stages if s["model"] == model]
+        check(len(ts) >= 3 and all(s["ms"] > 0 for s in ts),
+              f"{model}: {len(ts)} stages timed, sum {sum(s['ms'] for s in ts):.3f} ms", failures)
     if args.save:
         os.makedirs(args.tables, exist_ok=True)
         with open(os.path.join(args.tables, "browser.json"), "w") as f:
-            json.dump({k: result[k] for k in ("adapter", "timing", "runs", "rows")}, f, indent=2)
+            json.dump({k: result[k] for k in ("adapter", "timing", "runs", "tuned", "tune_s", "rows",
+                                              "tuning", "stages")}, f, indent=2)
             f.write("\n")
         if args.screenshots:
             wd.screenshot(os.path.join(args.images, "bench-page.png"))
+
+
+def stage_summary(stages):
+    """Where the dynamic model's extra time goes, from the stage breakdown."""
+    def total(model, pred=lambda s: True):
+        return sum(s["ms"] for s in stages if s["model"] == model and pred(s))
+    quant = lambda s: "quantize" in s["stage"]
+    linear = lambda s: s["stage"].startswith("linear")
+    st, dy = total("INT8 static"), total("INT8 dynamic")
+    if not st or not dy:
+        return ""
+    sq, dq = total("INT8 static", quant), total("INT8 dynamic", quant)
+    sl, dl = total("INT8 static", linear), total("INT8 dynamic", linear)
+    return (f"\nSums of the stages: dynamic {dy:.3f} ms, static {st:.3f} ms ({dy / st:.2f}×). "
+            f"Quantize passes: dynamic {dq:.3f} ms in 3 passes ({100 * dq / dy:.0f} % of its stages), "
+            f"static {sq:.3f} ms in 1; linear layers: dynamic {dl:.3f} ms, static {sl:.3f} ms. "
+            f"The extra quantize passes account for {dq - sq:.3f} ms of the {dy - st:.3f} ms difference.\n")
 
 
 def write_tables(args, sections):

@@ -1,5 +1,7 @@
 // The digits demo page: figures on the test set, then a drawing pad and test digits, each
 // image classified by FP32, INT8 static and INT8 dynamic. The Rust side is web/demo/src.
+// At start the autotune measures the INT8 kernel candidates of the model's layer shapes on
+// this adapter (?tune=0: the heuristic's kernels), and the page shows the kernels that run.
 // When everything has run, <body data-done="1"> and window.demoResult hold the figures
 // (scripts/test-demo.py reads them); on failure data-done="error".
 import init, { start, evaluate, predict, test_image } from "./pkg/wgpu_quant_demo.js";
@@ -235,8 +237,10 @@ async function main() {
 
   await init();
   if (!navigator.gpu) throw new Error("this browser has no WebGPU (navigator.gpu is undefined)");
-  status("Requesting the WebGPU adapter, loading and calibrating the model…");
-  const info = await serial(() => start());
+  const tune = new URLSearchParams(location.search).get("tune") !== "0";
+  status("Requesting the WebGPU adapter, loading the model, " +
+    (tune ? "autotuning its INT8 kernels and calibrating…" : "calibrating…"));
+  const info = await serial(() => start(tune));
   rows = info.test_rows;
   info.adapter = await describeAdapter(info.adapter);
   $("adapter").textContent = info.adapter;
@@ -247,6 +251,11 @@ async function main() {
   $("test-rows").textContent = String(rows);
   $("runs").textContent = String(RUNS);
   $("report").textContent = info.report;
+  $("tune").textContent = tune
+    ? `${info.tuning.length} shape classes measured in ${(info.tune_ms / 1000).toFixed(1)} s`
+    : "off (?tune=0)";
+  const both = (k) => (k.static === k.dynamic ? k.static : `static ${k.static}; dynamic ${k.dynamic}`);
+  $("kernels").textContent = `${rows} rows: ${both(info.kernels)}; 1 row: ${both(info.kernels_single)}`;
 
   status(`Running FP32, INT8 static and INT8 dynamic on ${rows} test images (${RUNS} timed runs each)…`);
   const figures = await serial(() => evaluate(RUNS));
@@ -254,7 +263,7 @@ async function main() {
 
   const first = await pickTest(0);
   setButtons(true);
-  window.demoResult = { info: { ...info, report: undefined }, runs: RUNS, figures, prediction: {
+  window.demoResult = { info: { ...info, report: undefined }, runs: RUNS, tuned: tune, figures, prediction: {
     index: first.index, label: first.label,
     predictions: first.predictions.map((p) => ({ key: p.key, class: p.class, bit_exact: p.bit_exact })),
   } };

@@ -3,6 +3,7 @@
 
 use web_time::Instant;
 use wgpu_quant::gpu::timer::GpuTimer;
+use wgpu_quant::gpu::tune;
 use wgpu_quant::nn::argmax_rows;
 use wgpu_quant::prelude::*;
 
@@ -15,6 +16,8 @@ const DIGITS: &[u8] = include_bytes!("../../../data/digits/digits.safetensors");
 pub const PIXELS: usize = 64;
 /// Classes.
 pub const CLASSES: usize = 10;
+/// The float model's layers, in order.
+pub const LAYERS: [&str; 3] = ["fc1", "fc2", "fc3"];
 /// Calibration rows taken from the training split (as the native example).
 const CALIBRATION_ROWS: usize = 512;
 
@@ -106,6 +109,12 @@ impl std::fmt::Debug for Demo {
     }
 }
 
+/// The compiled-in float model.
+fn float_model() -> Result<FloatModel> {
+    let weights = SafeTensorsFile::from_bytes(MLP.to_vec())?;
+    FloatModel::sequential(&weights, &LAYERS, Activation::Relu)
+}
+
 fn bits_equal(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
@@ -129,8 +138,25 @@ impl Demo {
     /// # Errors
     /// Loading, calibration and GPU errors.
     pub fn new(ctx: Context) -> Result<Demo> {
-        let weights = SafeTensorsFile::from_bytes(MLP.to_vec())?;
-        let float = FloatModel::sequential(&weights, &["fc1", "fc2", "fc3"], Activation::Relu)?;
+        Demo::build(ctx, float_model()?)
+    }
+
+    /// [`Demo::new`] after the autotune has measured the kernel candidates of each layer's
+    /// shape on `ctx` ([`tune::autotune`], awaited: it never blocks a page), so the INT8
+    /// layers take the measured winners. The autotune's records are in
+    /// [`Context::tuning_report`]; it measures only the shape classes not measured yet.
+    ///
+    /// # Errors
+    /// As [`Demo::new`]; GPU errors of the timed runs.
+    pub async fn tuned(ctx: Context) -> Result<Demo> {
+        let float = float_model()?;
+        for layer in float.layers() {
+            tune::autotune(&ctx, layer.n, layer.k).await?;
+        }
+        Demo::build(ctx, float)
+    }
+
+    fn build(ctx: Context, float: FloatModel) -> Result<Demo> {
         let digits = SafeTensorsFile::from_bytes(DIGITS.to_vec())?;
         let (x_train, train_shape) = digits.get_f32_any_shape("x_train")?;
         let (x_test, test_shape) = digits.get_f32_any_shape("x_test")?;
@@ -168,6 +194,15 @@ impl Demo {
             &mut self.static_int8,
             &mut self.dynamic_int8,
         )
+    }
+
+    /// An INT8 model (`None` for [`Which::Fp32`]).
+    pub fn quantized(&self, which: Which) -> Option<&QuantizedModel> {
+        match which {
+            Which::Fp32 => None,
+            Which::Static => Some(&self.static_int8),
+            Which::Dynamic => Some(&self.dynamic_int8),
+        }
     }
 
     /// Test images.

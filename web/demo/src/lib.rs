@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod digits;
+pub mod kernels;
 
 use std::cell::RefCell;
 
@@ -17,7 +18,7 @@ use wasm_bindgen::prelude::*;
 use wgpu_quant::gpu::Context;
 use wgpu_quant::gpu::timer::GpuTimer;
 
-use crate::digits::{Demo, PIXELS};
+use crate::digits::{Demo, PIXELS, Which};
 
 thread_local! {
     static DEMO: RefCell<Option<Demo>> = const { RefCell::new(None) };
@@ -58,18 +59,80 @@ pub fn main() {
     }));
 }
 
-/// Takes the page's WebGPU adapter, loads the compiled-in digits model and calibrates the two
-/// INT8 models. Resolves to the adapter's description: `adapter`, `backend`, `driver`,
-/// `dot_product`, `dot4_self_test`, `timestamps`, `timing`, `test_rows`, `report`.
+/// The autotune's records on `ctx` as plain objects: `class`, `shape`, `candidates`
+/// (`[{kernel, ms}]`, in the order measured), `winner`, `winner_ms`, `heuristic`,
+/// `heuristic_ms` (null when not among the candidates).
+fn tuning_objects(rows: &[kernels::TuneRow]) -> JsValue {
+    let list = Array::new();
+    for r in rows {
+        let candidates = Array::new();
+        for (kernel, ms) in &r.candidates {
+            candidates.push(&object(vec![
+                ("kernel", kernel.clone().into()),
+                ("ms", (*ms).into()),
+            ]));
+        }
+        list.push(&object(vec![
+            ("class", r.class.clone().into()),
+            ("shape", r.shape.clone().into()),
+            ("candidates", candidates.into()),
+            ("winner", r.winner.clone().into()),
+            ("winner_ms", r.winner_ms.into()),
+            ("heuristic", r.heuristic.clone().into()),
+            (
+                "heuristic_ms",
+                r.heuristic_ms.map_or(JsValue::NULL, JsValue::from_f64),
+            ),
+        ]));
+    }
+    list.into()
+}
+
+/// Takes the page's WebGPU adapter, loads the compiled-in digits model, autotunes its layer
+/// shapes when `tune` is true (awaited; a few seconds on a software adapter) and calibrates
+/// the two INT8 models, which then run the measured winners. Resolves to the adapter's
+/// description: `adapter`, `backend`, `driver`, `dot_product`, `dot4_self_test`,
+/// `timestamps`, `timing`, `test_rows`, `report`, and the kernels: `tuned`, `tune_ms` (the
+/// autotune's wall time), `tuning` (its records, as [`benchmark`]'s), `kernels` (`{static,
+/// dynamic}`: each model's kernel at 540 rows) and `kernels_single` (at 1 row).
 ///
 /// # Errors
-/// Rejects with the library's error (no WebGPU adapter, device request, calibration).
+/// Rejects with the library's error (no WebGPU adapter, device request, calibration, the
+/// autotune's timed runs).
 #[wasm_bindgen]
-pub async fn start() -> Result<JsValue, JsValue> {
+pub async fn start(tune: bool) -> Result<JsValue, JsValue> {
     let ctx = Context::headless_async().await.map_err(js_error)?;
     let caps = ctx.capabilities();
-    let demo = Demo::new(ctx).map_err(js_error)?;
+    let t0 = web_time::Instant::now();
+    let demo = if tune {
+        Demo::tuned(ctx.clone()).await
+    } else {
+        Demo::new(ctx.clone())
+    }
+    .map_err(js_error)?;
+    let tune_ms = if tune {
+        t0.elapsed().as_secs_f64() * 1e3
+    } else {
+        0.0
+    };
     let timing = demo.timing_source().map_err(js_error)?;
+    let model_kernels = |m: usize| {
+        object(
+            [Which::Static, Which::Dynamic]
+                .iter()
+                .map(|&w| {
+                    (
+                        w.key(),
+                        demo.quantized(w)
+                            .map(|q| kernels::model(q, m))
+                            .unwrap_or_default()
+                            .into(),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let (kernels_batch, kernels_single) = (model_kernels(demo.test_rows()), model_kernels(1));
     let info = object(vec![
         ("adapter", caps.adapter_name.unwrap_or_default().into()),
         (
@@ -86,6 +149,11 @@ pub async fn start() -> Result<JsValue, JsValue> {
         ("timing", timing.into()),
         ("test_rows", (demo.test_rows() as u32).into()),
         ("report", demo.report().into()),
+        ("tuned", tune.into()),
+        ("tune_ms", tune_ms.into()),
+        ("tuning", tuning_objects(&kernels::tuning(&ctx))),
+        ("kernels", kernels_batch),
+        ("kernels_single", kernels_single),
     ]);
     put(demo);
     Ok(info)
@@ -171,18 +239,33 @@ pub fn test_image(i: u32) -> Result<JsValue, JsValue> {
 }
 
 /// The browser benchmark (see [`bench`]): GEMM 256³, 512³, 1024³, GEMV 1×4096×4096 and the
-/// digits MLP at 540 rows, FP32 vs INT8, median of `runs`. `progress` is called with a line
-/// of text before each case. Resolves to `{ timing, runs, rows: [{op, shape, fp32_ms,
-/// int8_ms, ratio, fp32_gops, int8_gops}], markdown }`.
+/// digits MLP at 540 rows, FP32 vs INT8, median of `runs`; with `tune`, each INT8 shape is
+/// autotuned first (the digits shapes were by [`start`]) and its layer built afterwards, so it
+/// runs the measured winners. Then each INT8 model's stages timed one by one. `progress` is
+/// called with a line of text before each step. Resolves to `{ timing, runs, tuned, tune_ms,
+/// rows: [{op, shape, fp32_ms, int8_ms, ratio, fp32_gops, int8_gops, int8_kernel}],
+/// markdown, tuning: [{class, shape, candidates: [{kernel, ms}], winner, winner_ms,
+/// heuristic, heuristic_ms}], tuning_markdown, stages: [{model, stage, ms}],
+/// stages_markdown }`; `tune_ms` is the wall time of this call's autotune runs.
 ///
 /// # Errors
 /// Rejects when the demo is not started or busy, and with GPU errors.
 #[wasm_bindgen]
-pub async fn benchmark(runs: u32, progress: js_sys::Function) -> Result<JsValue, JsValue> {
+pub async fn benchmark(
+    runs: u32,
+    tune: bool,
+    progress: js_sys::Function,
+) -> Result<JsValue, JsValue> {
     let mut demo = take()?;
-    let result = run_benchmark(&mut demo, runs.max(1) as usize, &progress).await;
+    let result = run_benchmark(&mut demo, runs.max(1) as usize, tune, &progress).await;
+    let tuning = kernels::tuning(demo.context());
     put(demo);
-    let (timing, rows) = result.map_err(js_error)?;
+    let Bench {
+        timing,
+        rows,
+        stages,
+        tune_ms,
+    } = result.map_err(js_error)?;
     let list = Array::new();
     for r in &rows {
         list.push(&object(vec![
@@ -193,32 +276,85 @@ pub async fn benchmark(runs: u32, progress: js_sys::Function) -> Result<JsValue,
             ("ratio", r.ratio().into()),
             ("fp32_gops", r.fp32_gops().into()),
             ("int8_gops", r.int8_gops().into()),
+            ("int8_kernel", r.int8_kernel.clone().into()),
         ]));
     }
+    let stage_list = Array::new();
+    for t in &stages {
+        stage_list.push(&object(vec![
+            ("model", t.model.into()),
+            ("stage", t.stage.clone().into()),
+            ("ms", t.ms.into()),
+        ]));
+    }
+    let whole: Vec<(&str, f64)> = [Which::Static, Which::Dynamic]
+        .iter()
+        .filter_map(|w| {
+            let shape = format!("({})", w.name());
+            rows.iter()
+                .find(|r| r.op == "model" && r.shape.ends_with(&shape))
+                .map(|r| (w.name(), r.int8_ms))
+        })
+        .collect();
     Ok(object(vec![
         ("timing", timing.into()),
         ("runs", runs.max(1).into()),
+        ("tuned", tune.into()),
+        ("tune_ms", tune_ms.into()),
         ("rows", list.into()),
         ("markdown", bench::markdown(&rows).into()),
+        ("tuning", tuning_objects(&tuning)),
+        ("tuning_markdown", kernels::tuning_markdown(&tuning).into()),
+        ("stages", stage_list.into()),
+        (
+            "stages_markdown",
+            bench::stages_markdown(&stages, &whole).into(),
+        ),
     ]))
+}
+
+/// What [`run_benchmark`] measured.
+struct Bench {
+    timing: &'static str,
+    rows: Vec<bench::Row>,
+    stages: Vec<bench::StageTime>,
+    tune_ms: f64,
 }
 
 async fn run_benchmark(
     demo: &mut Demo,
     runs: usize,
+    tune: bool,
     progress: &js_sys::Function,
-) -> wgpu_quant::Result<(&'static str, Vec<bench::Row>)> {
+) -> wgpu_quant::Result<Bench> {
     let ctx = demo.context().clone();
     let timer = GpuTimer::new(&ctx)?;
     let say = |line: String| {
         let _ = progress.call1(&JsValue::NULL, &JsValue::from_str(&line));
     };
     let mut rows = Vec::new();
+    let mut tune_ms = 0.0;
     for shape in bench::SHAPES {
-        say(format!("{}×{}×{} …", shape.0, shape.1, shape.2));
-        rows.push(bench::linear(&ctx, &timer, runs, shape).await?);
+        let (m, n, k) = shape;
+        if tune {
+            say(format!("the autotune for {n}×{k} (GEMM and GEMV) …"));
+            let t0 = web_time::Instant::now();
+            wgpu_quant::gpu::tune::autotune(&ctx, n, k).await?;
+            tune_ms += t0.elapsed().as_secs_f64() * 1e3;
+        }
+        say(format!("{m}×{n}×{k} …"));
+        // Built after the autotune: the INT8 layer takes the winners (nothing is measured
+        // again here, the classes are cached).
+        rows.push(bench::linear(&ctx, &timer, runs, tune, shape).await?);
     }
     say("digits MLP …".into());
     rows.extend(bench::model(demo, &timer, runs).await?);
-    Ok((timer.source().as_str(), rows))
+    say("the INT8 models' stages one by one …".into());
+    let stages = bench::stages(demo, &timer, runs).await?;
+    Ok(Bench {
+        timing: timer.source().as_str(),
+        rows,
+        stages,
+        tune_ms,
+    })
 }
