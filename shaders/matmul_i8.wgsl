@@ -1,11 +1,14 @@
 // Int8 GEMM Y[M, N] = epilogue(A[M, K] x W[N, K]^T) with dot4I8Packed and exact i32 sums.
 // CPU twin: src/reference/gemm.rs `matmul_i8` (same zero-point algebra and epilogues).
 //
-// Each invocation computes a TILE_M x TILE_N block (register blocking; TILE_N a multiple
-// of 4). GEMM: 4 x 4 or 8 x 8 in an 8 x 8 workgroup (`Tile` in src/gpu/pipelines.rs);
-// GEMV (M <= 3): 1 x 4 in a 64 x 1 workgroup, so no row load is wasted on rows that do not
-// exist. Rows and columns past M / N load the last valid row (no bounds checks in the inner
-// loop) and are not stored. A holds raw storage bytes (U8 is moved into the I8
+// This file holds what every kernel shape shares (bindings, zero-point algebra, epilogues,
+// `store_group`); `#import kernel` brings the entry point of the variant's shape (`Tile` in
+// src/gpu/pipelines.rs): GEMM register blocks of 4 x 4 or 8 x 8 per invocation in an 8 x 8
+// workgroup (matmul_i8/register), the same with A and W tiles staged in workgroup memory
+// (matmul_i8/staged*), and for the GEMV (M <= 3) 1 x 4 or 1 x 8 per invocation in a 64 x 1
+// workgroup (so no row load is wasted on rows that do not exist) or 4 / 8 columns per
+// workgroup with K split across it (matmul_i8/split*). Rows and columns past M / N load the
+// last valid row (no bounds checks in the inner loop) and are not stored. A holds raw storage bytes (U8 is moved into the I8
 // domain here by XOR 0x80; its zero padding bytes then read -128, which `a_pad_correction`
 // cancels in the row sums); W is stored in the I8 domain at upload, padded with zeros.
 //
@@ -20,14 +23,14 @@
 //   I8 domain; symmetric weights skip it)
 //   VEC4: 16-byte loads (`loads` maps to loads/vec4), when rows are whole vec4s
 //   TILE_M, TILE_N: the register block (`block` maps to matmul_i8/block{TILE_M}x{TILE_N},
-//     written out by scripts/gen_matmul_blocks.py)
+//     written out by scripts/gen_matmul_blocks.py, as are the split and staged kernels)
+//   INTERLEAVED: split GEMV, adjacent invocations take adjacent words of K (else slices)
 //   DOT4_POLYFILL: dot products from unpacked i32 multiply-adds instead of dot4I8Packed
 //     (after a failed self-test, or where the autotune found them faster)
 #import common/wide
 #import common/pack
 #import common/quantize
 #import loads
-#import block
 
 // Twin: src/gpu/gemm.rs `MatmulUniforms`.
 struct MatmulUniforms {
@@ -177,68 +180,52 @@ fn dot4(a: u32, b: u32) -> i32 {
     return dot4I8Packed(a, b);
 }
 
-@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
-fn matmul_i8(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let col0 = gid.x * TILE_N;
-    let row0 = gid.y * TILE_M;
-    let m = uniforms.m;
+// Stores columns cg..cg+3 of row r (those past N are skipped): the sums v and the row's
+// activation sum corrected for the zero points, through the epilogue, as i32/f32 words, an
+// f16 pair or one packed word. Every kernel shape ends here.
+fn store_group(r: u32, cg: u32, v: vec4<i32>, sum_a: i32) {
     let n = uniforms.n;
-    if row0 >= m || col0 >= n {
-        return;
-    }
-    // The register block, unrolled into named registers by the imported `block`.
-    var acc: array<array<i32, TILE_N>, TILE_M>;
-    var sum_a: array<i32, TILE_M>;
-    accumulate(row0, col0, &acc, &sum_a);
-
-    for (var i = 0u; i < TILE_M; i++) {
-        let r = row0 + i;
-        if r >= m {
+    // Raw-domain zero point (static activations keep theirs in rows[0]), moved to I8.
+    let za = row_params(r).zero_point - select(0, 128, A_IS_U8);
+    let sa = sum_a + uniforms.a_pad_correction;
+    var packed = 0u;
+    var half_pair = vec2<u32>(0u, 0u);
+    for (var j = 0u; j < 4u; j++) {
+        let c = cg + j;
+        if c >= n {
             break;
         }
-        // Raw-domain zero point (static activations keep theirs in rows[0]), moved to I8.
-        let za = row_params(r).zero_point - select(0, 128, A_IS_U8);
-        let sa = sum_a[i] + uniforms.a_pad_correction;
-        for (var g = 0u; g < TILE_N; g += 4u) {
-            let cg = col0 + g;
-            if cg >= n {
-                break;
-            }
-            var packed = 0u;
-            var half_pair = vec2<u32>(0u, 0u);
-            for (var j = 0u; j < 4u; j++) {
-                let c = cg + j;
-                if c >= n {
-                    break;
-                }
-                let ch = channels[c];
-                let total = corrected(acc[i][g + j], sa, za, ch);
-                let flat = uniforms.out_word_offset + r * uniforms.n_total + uniforms.col_offset + c;
-                if EPILOGUE == 0u {
-                    out[flat] = bitcast<u32>(total);
-                } else if EPILOGUE == 1u {
-                    out[flat] = bitcast<u32>(float_activation(dequant_value(total, r, ch)));
-                } else if EPILOGUE == 2u {
-                    let h = f32_to_f16_bits(bitcast<u32>(float_activation(dequant_value(total, r, ch))));
-                    half_pair[j / 2u] |= h << (16u * (j % 2u));
-                } else if EPILOGUE == 6u {
-                    packed |= storage_byte(dequant_requant_value(total, r, ch)) << (8u * j);
-                } else {
-                    packed |= storage_byte(requant_value(total, ch)) << (8u * j);
-                }
-            }
-            // Column strips start at multiples of 4, so words never straddle two dispatches.
-            let first = uniforms.col_offset + cg;
-            if EPILOGUE == 2u {
-                let words = (uniforms.n_total + 1u) / 2u;
-                let base = uniforms.out_word_offset + r * words;
-                out[base + first / 2u] = half_pair.x;
-                if first / 2u + 1u < words {
-                    out[base + first / 2u + 1u] = half_pair.y;
-                }
-            } else if EPILOGUE >= 3u {
-                out[uniforms.out_word_offset + r * ((uniforms.n_total + 3u) / 4u) + first / 4u] = packed;
-            }
+        let ch = channels[c];
+        let total = corrected(v[j], sa, za, ch);
+        let flat = uniforms.out_word_offset + r * uniforms.n_total + uniforms.col_offset + c;
+        if EPILOGUE == 0u {
+            out[flat] = bitcast<u32>(total);
+        } else if EPILOGUE == 1u {
+            out[flat] = bitcast<u32>(float_activation(dequant_value(total, r, ch)));
+        } else if EPILOGUE == 2u {
+            let h = f32_to_f16_bits(bitcast<u32>(float_activation(dequant_value(total, r, ch))));
+            half_pair[j / 2u] |= h << (16u * (j % 2u));
+        } else if EPILOGUE == 6u {
+            packed |= storage_byte(dequant_requant_value(total, r, ch)) << (8u * j);
+        } else {
+            packed |= storage_byte(requant_value(total, ch)) << (8u * j);
         }
     }
+    // Column strips start at multiples of 4, so words never straddle two dispatches.
+    let first = uniforms.col_offset + cg;
+    if EPILOGUE == 2u {
+        let words = (uniforms.n_total + 1u) / 2u;
+        let base = uniforms.out_word_offset + r * words;
+        out[base + first / 2u] = half_pair.x;
+        if first / 2u + 1u < words {
+            out[base + first / 2u + 1u] = half_pair.y;
+        }
+    } else if EPILOGUE >= 3u {
+        out[uniforms.out_word_offset + r * ((uniforms.n_total + 3u) / 4u) + first / 4u] = packed;
+    }
 }
+
+// The entry point `matmul_i8` of this variant's kernel shape: a register block per
+// invocation (matmul_i8/register), a workgroup-memory tile (matmul_i8/staged*) or a GEMV
+// split across the workgroup (matmul_i8/split*).
+#import kernel

@@ -1340,13 +1340,14 @@ fn fixed_point_multipliers_at_the_edges_match_the_reference() {
 /// reference on the shape classes that break kernels: tile multiples and tile ± 1, K not a
 /// multiple of 4 or of 16, GEMV rows, row sums (U8, per-channel weight zero points), three
 /// epilogues, an M and N split under a forced binding limit, and the accumulator bound.
+/// GEMM shapes run here; the GEMV shapes in `every_gemv_kernel_equals_the_reference`.
 #[test]
 fn every_kernel_config_equals_the_reference() {
     use wgpu_quant::gpu::pipelines::Tile;
     use wgpu_quant::gpu::tune::{KernelConfig, Tuning};
     let Some(ctx) = gpu() else { return };
     let mut configs = Vec::new();
-    for tile in Tile::ALL {
+    for tile in Tile::GEMM {
         for vec4_loads in [true, false] {
             for unpacked in [false, true] {
                 configs.push(KernelConfig {
@@ -1371,7 +1372,9 @@ fn every_kernel_config_equals_the_reference() {
         .into_iter()
         .enumerate()
         {
-            let kind = [Kind::I32, Kind::RequantFloat, Kind::F16][(c + i) % 3];
+            // One epilogue per config and shape family (each is a pipeline to compile); the
+            // configs rotate through them.
+            let kind = [Kind::I32, Kind::RequantFloat, Kind::F16][(c + i / 3) % 3];
             GemmTester::new()
                 .shape(m, n, k)
                 .a_type(QType::U8)
@@ -1393,6 +1396,72 @@ fn every_kernel_config_equals_the_reference() {
             .worst_case_data()
             .epilogue(Kind::I32)
             .check(&fixed);
+    }
+}
+
+/// Every GEMV shape (columns per invocation or per workgroup, K whole, interleaved or in
+/// slices across the workgroup) x loads x dot-product formulation equals the reference on
+/// 1 to 3 rows: N at the shape's column count ± 1 and at 4 workgroups of it ± 1, K of one
+/// element, odd, not a multiple of 16, below and above one interleave (64 invocations x 16
+/// bytes) and not a multiple of it, row sums (U8, per-channel weight zero points), four
+/// epilogues, an N split under a forced binding limit, and the accumulator bound.
+#[test]
+fn every_gemv_kernel_equals_the_reference() {
+    use wgpu_quant::gpu::pipelines::Tile;
+    use wgpu_quant::gpu::tune::{KernelConfig, Tuning};
+    let Some(ctx) = gpu() else { return };
+    let depth = max_depth(QType::I8, 0, QType::I8, 0, 0);
+    let mut c = 0u64;
+    for tile in Tile::GEMV {
+        for vec4_loads in [true, false] {
+            for unpacked in [false, true] {
+                let config = KernelConfig {
+                    tile,
+                    vec4_loads,
+                    unpacked,
+                };
+                let fixed = ctx.clone().with_tuning(Tuning::Fixed(config));
+                let cols = tile.block().1 as usize;
+                for (i, (m, n, k)) in [
+                    (1, cols - 1, 1),
+                    (1, cols, 37),
+                    (2, cols + 1, 64),
+                    (3, 4 * cols - 1, 130),
+                    (1, 4 * cols + 1, 1024),
+                    (1, 70, 1092),
+                    (2, 257, 2051),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    // One epilogue per config and shape family (each is a pipeline to
+                    // compile); the configs rotate through them.
+                    let kind = [Kind::I32, Kind::RequantFloat, Kind::F16, Kind::F32]
+                        [(c as usize + i / 4) % 4];
+                    GemmTester::new()
+                        .shape(m, n, k)
+                        .a_type(QType::U8)
+                        .per_channel_w_zero_points()
+                        .epilogue(kind)
+                        .seed(1900 + c)
+                        .check(&fixed);
+                }
+                GemmTester::new()
+                    .shape(3, 300, 64)
+                    .a_type(QType::U8)
+                    .per_channel_w_zero_points()
+                    .epilogue(Kind::Fixed(FixedPointRounding::Single))
+                    .check(&fixed.clone().with_binding_limit(4096));
+                GemmTester::new()
+                    .shape(2, 5, depth)
+                    .a_zero_point(0)
+                    .no_bias()
+                    .worst_case_data()
+                    .epilogue(Kind::I32)
+                    .check(&fixed);
+                c += 1;
+            }
+        }
     }
 }
 
@@ -1469,4 +1538,173 @@ fn a_linear_built_after_autotune_takes_the_winners() {
     assert_eq!(tuned.source, ChoiceSource::Measured);
     let after = Linear::new(&fresh, &w, n, k, None, config()).unwrap();
     assert_eq!(after.kernel(), tuned);
+}
+
+/// Not a check (no speed is asserted): times, interleaved in one run, the read-bandwidth
+/// peak, the FP32 GEMV and every INT8 GEMV shape at 1 x 4096 x 4096, and the FP32 GEMM and
+/// every INT8 GEMM shape at 1024^3 (16-byte loads, both dot-product formulations), and
+/// prints the best and median of each. `cargo test --test root -- --ignored --nocapture
+/// kernel_speeds`.
+#[test]
+#[ignore = "a measurement, minutes on lavapipe"]
+fn kernel_speeds() {
+    use wgpu_quant::gpu::matmul_f32::F32Linear;
+    use wgpu_quant::gpu::peak::{PeakKernel, PeakKind, PeakShape};
+    use wgpu_quant::gpu::pipelines::Tile;
+    use wgpu_quant::gpu::timer::GpuTimer;
+    use wgpu_quant::gpu::tune::{ChoiceSource, KernelConfig, LayerKernels};
+    let Some(ctx) = gpu() else { return };
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let timer = GpuTimer::new(ctx).unwrap();
+    type Recorder<'a> = Box<dyn FnMut(&mut wgpu::CommandEncoder) -> wgpu_quant::Result<()> + 'a>;
+    let peaks: Vec<PeakKernel> = PeakShape::candidates(PeakKind::ReadBandwidth)
+        .into_iter()
+        .map(|s| PeakKernel::read_bandwidth(ctx, s, 128 << 20).unwrap())
+        .collect();
+    let mut keep = Vec::new();
+    // (name, work, unit, recorder)
+    let mut cases: Vec<(String, f64, &str, Recorder)> = Vec::new();
+    for p in &peaks {
+        cases.push((
+            format!(
+                "read peak ({})",
+                p.shape().describe(PeakKind::ReadBandwidth)
+            ),
+            p.work() as f64,
+            "GB/s",
+            Box::new(move |e| {
+                p.encode(e);
+                Ok(())
+            }),
+        ));
+    }
+    let layer = |n: usize, k: usize| {
+        let params = QuantParams::per_tensor(0.01, 0, QType::I8.narrow_range()).unwrap();
+        let w: Vec<u8> = Rng::new(7)
+            .bytes(n * k)
+            .into_iter()
+            .map(|b| if b == 0x80 { 0 } else { b })
+            .collect();
+        let weights = QuantizedWeights::from_quantized(ctx, &w, n, k, params).unwrap();
+        let input = ActivationInput::Static {
+            qtype: QType::I8,
+            zero_point: 0,
+        };
+        QLinear::new(ctx, weights, input, None, Epilogue::I32).unwrap()
+    };
+    let f32_buffers = |m: usize, n: usize, k: usize| {
+        let usage = wgpu::BufferUsages::STORAGE;
+        let make = |len: usize| {
+            ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: (len * 4) as u64,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        (make(m * k), make(m * n))
+    };
+    let mut shapes = vec![(1usize, 4096usize, 4096usize, Tile::GEMV.to_vec())];
+    shapes.push((1024, 1024, 1024, Tile::GEMM.to_vec()));
+    for &(m, n, k, _) in &shapes {
+        let fp = F32Linear::new(ctx, &vec![0.5f32; n * k], n, k, None).unwrap();
+        let (fi, fo) = f32_buffers(m, n, k);
+        keep.push((fp, fi, fo));
+    }
+    for (m, n, k, tiles) in shapes {
+        let (gemv, bytes) = (m == 1, (n * k) as f64);
+        let work = if gemv {
+            bytes
+        } else {
+            2.0 * (m * n * k) as f64
+        };
+        let unit = if gemv { "GB/s" } else { "GOP/s" };
+        let base = layer(n, k);
+        for tile in tiles {
+            for unpacked in [false, true] {
+                let config = KernelConfig {
+                    tile,
+                    vec4_loads: true,
+                    unpacked,
+                };
+                let kernels = LayerKernels {
+                    gemm: config,
+                    gemv: config,
+                    source: ChoiceSource::Fixed,
+                };
+                let l = base.with_kernels(ctx, kernels).unwrap();
+                let (input, rows, output) = (
+                    ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                        label: None,
+                        size: (m * k.div_ceil(4) * 4) as u64,
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    }),
+                    None::<wgpu::Buffer>,
+                    ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                        label: None,
+                        size: (m * n * 4) as u64,
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    }),
+                );
+                let name = format!(
+                    "int8 {m}x{n}x{k} {}",
+                    if gemv {
+                        l.kernel().gemv
+                    } else {
+                        l.kernel().gemm
+                    }
+                );
+                cases.push((
+                    name,
+                    work,
+                    unit,
+                    Box::new(move |e| l.encode(ctx, e, m, &input, rows.as_ref(), &output)),
+                ));
+            }
+        }
+    }
+    for (i, (m, n, k)) in [(1usize, 4096usize, 4096usize), (1024, 1024, 1024)]
+        .into_iter()
+        .enumerate()
+    {
+        let (fp, fi, fo) = &keep[i];
+        let gemv = m == 1;
+        let work = if gemv {
+            (n * k * 4) as f64
+        } else {
+            2.0 * (m * n * k) as f64
+        };
+        cases.push((
+            format!("f32 {m}x{n}x{k} ({})", fp.kernel(m)),
+            work,
+            if gemv { "GB/s" } else { "GFLOP/s" },
+            Box::new(move |e| fp.encode(ctx, e, m, fi, fo)),
+        ));
+    }
+    let mut times = vec![Vec::new(); cases.len()];
+    for run in 0..=runs {
+        for (i, case) in cases.iter_mut().enumerate() {
+            let t = timer.time(ctx, &mut *case.3).unwrap();
+            if run > 0 {
+                times[i].push(t);
+            }
+        }
+    }
+    for (case, mut t) in cases.iter().zip(times) {
+        t.sort_by(f64::total_cmp);
+        let (best, median) = (t[0], t[t.len() / 2]);
+        eprintln!(
+            "{:<60} best {:>9.3} ms  median {:>9.3} ms  {:>8.2} {} (best)",
+            case.0,
+            best,
+            median,
+            case.1 / best / 1e6,
+            case.2
+        );
+    }
 }

@@ -144,11 +144,9 @@ pub const GEMV_MAX_ROWS: usize = 3;
 /// The GEMV-shape variant of a layer's GEMM variant under `kernels`.
 fn gemv_variant_of(variant: MatmulVariant, kernels: LayerKernels) -> MatmulVariant {
     MatmulVariant {
-        gemv: true,
         vec4_loads: kernels.gemv.vec4_loads,
         dot4_polyfill: kernels.gemv.unpacked,
-        // The GEMV shape ignores the tile; one value keeps one pipeline-cache entry.
-        tile: crate::gpu::pipelines::Tile::Block4x4,
+        tile: kernels.gemv.tile,
         ..variant
     }
 }
@@ -610,7 +608,6 @@ impl QLinear {
             dynamic_rows,
             per_row_zero_point: matches!(input, ActivationInput::PerRow { .. }),
             float_bias,
-            gemv: false,
             vec4_loads: kernels.gemm.vec4_loads,
             row_sums: channels.iter().any(|c| c.zero_point != 0),
             float_clamp,
@@ -725,17 +722,7 @@ impl QLinear {
     /// # Errors
     /// [`Error::Shader`] or [`Error::Gpu`] when a pipeline cannot be built.
     pub fn with_kernels(&self, ctx: &Context, kernels: LayerKernels) -> Result<QLinear> {
-        let k = self.weights.k;
-        let fit = |c: crate::gpu::tune::KernelConfig| crate::gpu::tune::KernelConfig {
-            tile: c.tile,
-            vec4_loads: c.vec4_loads && words_per_row(k).is_multiple_of(4),
-            unpacked: c.unpacked || ctx.dot4_polyfill(),
-        };
-        let kernels = LayerKernels {
-            gemm: fit(kernels.gemm),
-            gemv: fit(kernels.gemv),
-            source: kernels.source,
-        };
+        let kernels = crate::gpu::tune::fit(ctx, self.weights.k, kernels);
         let variant = MatmulVariant {
             vec4_loads: kernels.gemm.vec4_loads,
             dot4_polyfill: kernels.gemm.unpacked,
@@ -960,7 +947,6 @@ impl QLinear {
         let to_u32 = |what: &str, v: usize| {
             u32::try_from(v).map_err(|_| Error::Unsupported(format!("{what} = {v} exceeds u32")))
         };
-        let m_chunk = self.rows_per_dispatch(ctx, m, a_row, out_row, per_row_params)?;
         let pad = (4 * k_words - k) as i32;
         let device = ctx.device();
         let align = u64::from(device.limits().min_storage_buffer_offset_alignment);
@@ -970,12 +956,19 @@ impl QLinear {
         } else {
             &self.pipeline
         };
-        let (tile_m, tile_n, wg_x, wg_y) = if gemv {
-            self.gemv_variant.block()
+        let (cols_per_group, rows_per_group) = if gemv {
+            self.gemv_variant.extent()
         } else {
-            self.variant.block()
+            self.variant.extent()
         };
-        let (cols_per_group, rows_per_group) = ((tile_n * wg_x) as usize, (tile_m * wg_y) as usize);
+        let (cols_per_group, rows_per_group) = (cols_per_group as usize, rows_per_group as usize);
+        let m_chunk = self.rows_per_dispatch(
+            ctx,
+            m,
+            (a_row, out_row),
+            per_row_params,
+            (cols_per_group, rows_per_group),
+        )?;
         // Every buffer and bind group below is made through `captured`.
         let mut dispatches = Vec::new();
         for m0 in (0..m).step_by(m_chunk) {
@@ -1066,9 +1059,9 @@ impl QLinear {
         &self,
         ctx: &Context,
         m: usize,
-        a_row: u64,
-        out_row: u64,
+        (a_row, out_row): (u64, u64),
         per_row: bool,
+        (cols_per_group, rows_per_group): (usize, usize),
     ) -> Result<usize> {
         let limit = ctx.binding_limit();
         let limits = ctx.device().limits();
@@ -1076,7 +1069,7 @@ impl QLinear {
             .weights
             .chunks
             .iter()
-            .map(|c| (c.n1 - c.n0).div_ceil(32))
+            .map(|c| (c.n1 - c.n0).div_ceil(cols_per_group))
             .max()
             .unwrap_or(0);
         if n_groups > limits.max_compute_workgroups_per_dimension as usize {
@@ -1084,7 +1077,8 @@ impl QLinear {
                 "{n_groups} workgroups along N exceed max_compute_workgroups_per_dimension"
             )));
         }
-        let dispatch_rows = u64::from(limits.max_compute_workgroups_per_dimension) * 32;
+        let dispatch_rows =
+            u64::from(limits.max_compute_workgroups_per_dimension) * rows_per_group as u64;
         // `encode` checked these products.
         let m64 = as_u64("M", m)?;
         let whole = bytes_of("activations", m64, a_row)?

@@ -69,8 +69,6 @@ pub struct MatmulVariant {
     pub per_row_zero_point: bool,
     /// An f32 bias after the dequantizing scale.
     pub float_bias: bool,
-    /// The GEMV shape (one row per invocation, for M <= 3) instead of 4 x 4 blocks.
-    pub gemv: bool,
     /// 16-byte operand loads (rows of whole vec4s: `ceil(K/4) % 4 == 0`).
     pub vec4_loads: bool,
     /// Accumulate activation row sums (some weight zero point is not 0 in the I8 domain).
@@ -85,42 +83,133 @@ pub struct MatmulVariant {
     /// packed dot product failed its self-test, the fallback was forced, or the autotune
     /// found it faster on this adapter).
     pub dot4_polyfill: bool,
-    /// The GEMM's register block (ignored by the GEMV shape, which has its own).
+    /// The kernel shape: a GEMM register block, or a GEMV shape (for M <= 3).
     pub tile: Tile,
 }
 
-/// The GEMM's register block per invocation, in an 8 x 8 workgroup.
+/// The kernel shape: for the GEMM (M > 3), a register block per invocation in an 8 x 8
+/// workgroup; for the GEMV (M <= 3), how a workgroup divides the columns and K. Every shape
+/// computes the same exact integer sums in another order of loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tile {
-    /// 4 rows x 4 columns per invocation (a 32 x 32 workgroup tile): few live registers.
+    /// GEMM: 4 rows x 4 columns per invocation (a 32 x 32 workgroup tile): few live
+    /// registers.
     Block4x4,
-    /// 8 rows x 8 columns per invocation (a 64 x 64 workgroup tile): half the loads per dot
-    /// product of 4 x 4, 64 accumulators (the winner on lavapipe, a CPU).
+    /// GEMM: 8 rows x 8 columns per invocation (a 64 x 64 workgroup tile): half the loads
+    /// per dot product of 4 x 4, 64 accumulators (the winner on lavapipe, a CPU).
     Block8x8,
+    /// GEMM: a 32 x 32 workgroup tile (4 x 4 per invocation) whose A and W rows are staged
+    /// in workgroup memory once per workgroup per 16 bytes of K: packed words for
+    /// `dot4I8Packed`, or (unpacked) each word unpacked to i32 once per workgroup instead of
+    /// once per invocation (for adapters whose `dot4I8Packed` is a per-byte polyfill, as
+    /// `SwiftShader`'s, and for GPUs, where it saves global loads).
+    Staged4x4,
+    /// GEMM: as [`Tile::Staged4x4`] with a 64 x 64 workgroup tile, 8 x 8 per invocation.
+    Staged8x8,
+    /// GEMV: 4 columns per invocation over all of K, 64 invocations per workgroup (256
+    /// columns; the activation word serves 4 weight words).
+    Gemv1x4,
+    /// GEMV: 8 columns per invocation over all of K, 64 invocations per workgroup.
+    Gemv1x8,
+    /// GEMV: 4 columns per workgroup of 64, K interleaved across the invocations
+    /// (adjacent invocations load adjacent words: coalesced), partial sums reduced in
+    /// workgroup memory.
+    GemvSplit4,
+    /// GEMV: as [`Tile::GemvSplit4`] with 8 columns per workgroup.
+    GemvSplit8,
+    /// GEMV: 8 columns per workgroup of 64, each invocation a contiguous slice of K,
+    /// partial sums reduced in workgroup memory.
+    GemvSlice8,
 }
 
 impl Tile {
-    /// Every tile.
-    pub const ALL: [Tile; 2] = [Tile::Block4x4, Tile::Block8x8];
+    /// Every shape, GEMM and GEMV.
+    pub const ALL: [Tile; 9] = [
+        Tile::Block4x4,
+        Tile::Block8x8,
+        Tile::Staged4x4,
+        Tile::Staged8x8,
+        Tile::Gemv1x4,
+        Tile::Gemv1x8,
+        Tile::GemvSplit4,
+        Tile::GemvSplit8,
+        Tile::GemvSlice8,
+    ];
+    /// The GEMM shapes.
+    pub const GEMM: [Tile; 4] = [
+        Tile::Block4x4,
+        Tile::Block8x8,
+        Tile::Staged4x4,
+        Tile::Staged8x8,
+    ];
+    /// The GEMV shapes.
+    pub const GEMV: [Tile; 5] = [
+        Tile::Gemv1x4,
+        Tile::Gemv1x8,
+        Tile::GemvSplit4,
+        Tile::GemvSplit8,
+        Tile::GemvSlice8,
+    ];
 
-    /// `(TILE_M, TILE_N)`.
+    /// Whether this is a GEMV shape (for M <= 3).
+    pub fn is_gemv(self) -> bool {
+        Tile::GEMV.contains(&self)
+    }
+
+    /// `(TILE_M, TILE_N)`: rows and columns per invocation (split GEMV shapes: per
+    /// workgroup, each invocation holding partial sums of all of them).
     pub fn block(self) -> (u32, u32) {
         match self {
-            Tile::Block4x4 => (4, 4),
-            Tile::Block8x8 => (8, 8),
+            Tile::Block4x4 | Tile::Staged4x4 => (4, 4),
+            Tile::Block8x8 | Tile::Staged8x8 => (8, 8),
+            Tile::Gemv1x4 | Tile::GemvSplit4 => (1, 4),
+            Tile::Gemv1x8 | Tile::GemvSplit8 | Tile::GemvSlice8 => (1, 8),
         }
     }
 
-    /// A short name (`"4x4"`, `"8x8"`).
+    /// Whether the workgroup splits K (the split and slice GEMV shapes).
+    pub fn splits_k(self) -> bool {
+        matches!(self, Tile::GemvSplit4 | Tile::GemvSplit8 | Tile::GemvSlice8)
+    }
+
+    /// A short name (`"4x4"`, `"8x8"`, `"staged 8x8"`, `"gemv 1x4"`, `"gemv split 8"`,
+    /// ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Tile::Block4x4 => "4x4",
             Tile::Block8x8 => "8x8",
+            Tile::Staged4x4 => "staged 4x4",
+            Tile::Staged8x8 => "staged 8x8",
+            Tile::Gemv1x4 => "gemv 1x4",
+            Tile::Gemv1x8 => "gemv 1x8",
+            Tile::GemvSplit4 => "gemv split 4",
+            Tile::GemvSplit8 => "gemv split 8",
+            Tile::GemvSlice8 => "gemv slice 8",
+        }
+    }
+
+    /// The shader sources of this shape: `(kernel, block)` for the imports of the same
+    /// names in `shaders/matmul_i8.wgsl`.
+    fn sources(self) -> (&'static str, &'static str) {
+        match self {
+            Tile::Block4x4 => ("matmul_i8/register", "matmul_i8/block4x4"),
+            Tile::Block8x8 => ("matmul_i8/register", "matmul_i8/block8x8"),
+            Tile::Staged4x4 => ("matmul_i8/staged4x4", "matmul_i8/block1x4"),
+            Tile::Staged8x8 => ("matmul_i8/staged8x8", "matmul_i8/block1x4"),
+            Tile::Gemv1x4 => ("matmul_i8/register", "matmul_i8/block1x4"),
+            Tile::Gemv1x8 => ("matmul_i8/register", "matmul_i8/block1x8"),
+            Tile::GemvSplit4 => ("matmul_i8/split4", "matmul_i8/block1x4"),
+            Tile::GemvSplit8 | Tile::GemvSlice8 => ("matmul_i8/split8", "matmul_i8/block1x4"),
         }
     }
 }
 
 impl MatmulVariant {
+    /// Whether this variant is a GEMV shape (for M <= 3).
+    pub fn gemv(&self) -> bool {
+        self.tile.is_gemv()
+    }
+
     /// `(TILE_M, WORKGROUP_X, WORKGROUP_Y)`: rows per invocation and the workgroup shape.
     /// [`MatmulVariant::block`] adds the columns per invocation.
     pub fn tiling(&self) -> (u32, u32, u32) {
@@ -129,14 +218,23 @@ impl MatmulVariant {
     }
 
     /// `(TILE_M, TILE_N, WORKGROUP_X, WORKGROUP_Y)`: the register block per invocation and
-    /// the workgroup shape. A workgroup covers `TILE_M·WORKGROUP_Y` rows and
-    /// `TILE_N·WORKGROUP_X` columns.
+    /// the workgroup shape. [`MatmulVariant::extent`] gives the output block of a workgroup.
     pub fn block(&self) -> (u32, u32, u32, u32) {
-        if self.gemv {
-            (1, 4, 64, 1)
+        let (tile_m, tile_n) = self.tile.block();
+        if self.tile.is_gemv() {
+            (tile_m, tile_n, 64, 1)
         } else {
-            let (tile_m, tile_n) = self.tile.block();
             (tile_m, tile_n, 8, 8)
+        }
+    }
+
+    /// `(columns, rows)` of the output one workgroup computes.
+    pub fn extent(&self) -> (u32, u32) {
+        let (tile_m, tile_n, wg_x, wg_y) = self.block();
+        if self.tile.splits_k() {
+            (tile_n, tile_m)
+        } else {
+            (tile_n * wg_x, tile_m * wg_y)
         }
     }
 }
@@ -241,12 +339,15 @@ impl PipelineKey {
                         "HAS_FLOAT_BIAS",
                         ConstValue::Bool(v.float_bias && v.epilogue.dequantizes()),
                     ),
-                    // The GEMV shape ignores `tile`: its variants assemble to one text.
                     ("TILE_M", ConstValue::U32(v.block().0)),
                     ("TILE_N", ConstValue::U32(v.block().1)),
                     ("WORKGROUP_X", ConstValue::U32(v.block().2)),
                     ("WORKGROUP_Y", ConstValue::U32(v.block().3)),
                     ("VEC4", ConstValue::Bool(v.vec4_loads)),
+                    (
+                        "INTERLEAVED",
+                        ConstValue::Bool(matches!(v.tile, Tile::GemvSplit4 | Tile::GemvSplit8)),
+                    ),
                     ("ROW_SUMS", ConstValue::Bool(v.row_sums)),
                     (
                         "FLOAT_CLAMP",
@@ -289,15 +390,15 @@ impl PipelineKey {
             PipelineKey::MatmulF32 { vec4: true, .. } => "loads/vec4",
             _ => "loads/scalar",
         };
-        let block = match self {
-            PipelineKey::MatmulI8(v) => match v.block() {
-                (1, 4, ..) => "matmul_i8/block1x4",
-                (4, 4, ..) => "matmul_i8/block4x4",
-                _ => "matmul_i8/block8x8",
-            },
-            _ => "matmul_i8/block4x4",
+        let (kernel, block) = match self {
+            PipelineKey::MatmulI8(v) => v.tile.sources(),
+            _ => Tile::Block4x4.sources(),
         };
-        assemble_with_imports(root, &constants, &[("loads", loads), ("block", block)])
+        assemble_with_imports(
+            root,
+            &constants,
+            &[("loads", loads), ("kernel", kernel), ("block", block)],
+        )
     }
 
     /// Whether this variant is a bit-exact path (checked by the IR walk in the tests).
@@ -366,7 +467,7 @@ impl PipelineKey {
             });
         }
         // MatmulVariant: three enums and MATMUL_BOOL_FIELDS booleans, every combination.
-        const MATMUL_BOOL_FIELDS: u32 = 9;
+        const MATMUL_BOOL_FIELDS: u32 = 8;
         for epilogue in EpilogueKind::ALL {
             for convention in Convention::ALL {
                 for bits in 0..1u32 << MATMUL_BOOL_FIELDS {
@@ -380,11 +481,10 @@ impl PipelineKey {
                             dynamic_rows: bit(1),
                             per_row_zero_point: bit(2),
                             float_bias: bit(3),
-                            gemv: bit(4),
-                            vec4_loads: bit(5),
-                            row_sums: bit(6),
-                            float_clamp: bit(7),
-                            dot4_polyfill: bit(8),
+                            vec4_loads: bit(4),
+                            row_sums: bit(5),
+                            float_clamp: bit(6),
+                            dot4_polyfill: bit(7),
                         })
                     }));
                 }

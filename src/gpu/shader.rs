@@ -41,6 +41,30 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("quantize", include_str!("../../shaders/quantize.wgsl")),
     ("matmul_i8", include_str!("../../shaders/matmul_i8.wgsl")),
     (
+        "matmul_i8/register",
+        include_str!("../../shaders/matmul_i8/register.wgsl"),
+    ),
+    (
+        "matmul_i8/split4",
+        include_str!("../../shaders/matmul_i8/split4.wgsl"),
+    ),
+    (
+        "matmul_i8/split8",
+        include_str!("../../shaders/matmul_i8/split8.wgsl"),
+    ),
+    (
+        "matmul_i8/staged4x4",
+        include_str!("../../shaders/matmul_i8/staged4x4.wgsl"),
+    ),
+    (
+        "matmul_i8/staged8x8",
+        include_str!("../../shaders/matmul_i8/staged8x8.wgsl"),
+    ),
+    (
+        "matmul_i8/block1x8",
+        include_str!("../../shaders/matmul_i8/block1x8.wgsl"),
+    ),
+    (
         "matmul_i8/block1x4",
         include_str!("../../shaders/matmul_i8/block1x4.wgsl"),
     ),

@@ -23,7 +23,10 @@ use crate::quant::qtype::QType;
 /// One kernel formulation of a shape class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KernelConfig {
-    /// The register block (the GEMV shape ignores it).
+    /// The kernel shape: a GEMM register block or workgroup tile ([`Tile::GEMM`]), or a
+    /// GEMV shape ([`Tile::GEMV`]). [`Tuning::Fixed`] applies the loads and the dot-product
+    /// formulation to both kernels and the shape to the kernel of its kind (the other takes
+    /// the heuristic's shape).
     pub tile: Tile,
     /// 16-byte loads where the rows allow them (`ceil(K/4) % 4 == 0`); else one word per
     /// load (some compilers, `SwiftShader`'s among them, run those faster).
@@ -48,9 +51,9 @@ impl std::fmt::Display for KernelConfig {
 /// The kernels a layer runs: one for M > [`GEMV_MAX_ROWS`], one for the GEMV shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LayerKernels {
-    /// The GEMM kernel.
+    /// The GEMM kernel (`tile` one of [`Tile::GEMM`]).
     pub gemm: KernelConfig,
-    /// The GEMV kernel (`tile` unused).
+    /// The GEMV kernel (for M <= [`GEMV_MAX_ROWS`]; `tile` one of [`Tile::GEMV`]).
     pub gemv: KernelConfig,
     /// Where the choice came from.
     pub source: ChoiceSource,
@@ -165,7 +168,11 @@ impl TuneState {
 /// CPU (lavapipe, llvmpipe: every load is a per-lane scalar loop there, so loads per dot
 /// product decide), 4 x 4 with 16-byte loads on GPUs, and 8 x 8 with one-word loads where
 /// the device type is unknown or virtual (a browser's WebGPU, where `SwiftShader` ran those
-/// 1.35x faster). The GEMV takes 16-byte loads and `dot4I8Packed` everywhere.
+/// 1.35x faster). The GEMV takes 16-byte loads and `dot4I8Packed` everywhere: on GPUs with
+/// K split across a workgroup of 64 in interleaved loads (adjacent invocations read adjacent
+/// 16 bytes, which a GPU coalesces), elsewhere 8 columns per invocation over all of K (on
+/// lavapipe every load is a per-lane gather and the activation word, the same in every
+/// lane, is loaded once for 8 weight words; the split shapes ran 1.3-1.8x slower there).
 pub fn heuristic(ctx: &Context) -> (KernelConfig, KernelConfig) {
     let device_type = ctx.adapter_info().map(|a| a.device_type);
     let gemm = match device_type {
@@ -188,7 +195,12 @@ pub fn heuristic(ctx: &Context) -> (KernelConfig, KernelConfig) {
         },
     };
     let gemv = KernelConfig {
-        tile: Tile::Block4x4,
+        tile: match device_type {
+            Some(wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu) | None => {
+                Tile::GemvSplit8
+            }
+            _ => Tile::Gemv1x8,
+        },
         vec4_loads: true,
         unpacked: false,
     };
@@ -215,26 +227,37 @@ pub fn choose(ctx: &Context, n: usize, k: usize) -> LayerKernels {
             (gemm.unwrap_or(h_gemm), gemv.unwrap_or(h_gemv), source)
         }
     };
-    let fit = |c: KernelConfig| KernelConfig {
-        tile: c.tile,
+    fit(ctx, k, LayerKernels { gemm, gemv, source })
+}
+
+/// `kernels` made valid for a layer of depth `k` on `ctx`: a shape of the wrong kind in a
+/// slot replaced by the heuristic's (a GEMV shape asked for the GEMM, or the reverse, as
+/// [`Tuning::Fixed`] and the autotune's candidates give one config for both), 16-byte loads
+/// dropped where the rows are not whole vec4s, and the polyfill forced where the context
+/// runs it.
+pub fn fit(ctx: &Context, k: usize, kernels: LayerKernels) -> LayerKernels {
+    let (h_gemm, h_gemv) = heuristic(ctx);
+    let fit = |c: KernelConfig, gemv: bool| KernelConfig {
+        tile: match (c.tile.is_gemv(), gemv) {
+            (true, false) => h_gemm.tile,
+            (false, true) => h_gemv.tile,
+            _ => c.tile,
+        },
         vec4_loads: c.vec4_loads && k.div_ceil(4).is_multiple_of(4),
         unpacked: c.unpacked || ctx.dot4_polyfill(),
     };
     LayerKernels {
-        gemm: fit(gemm),
-        gemv: fit(gemv),
-        source,
+        gemm: fit(kernels.gemm, false),
+        gemv: fit(kernels.gemv, true),
+        source: kernels.source,
     }
 }
 
-/// The candidates of a shape class on `ctx`: every tile (GEMM only), both loads (where the
-/// rows allow 16-byte ones), both dot-product formulations (unless the polyfill is forced).
+/// The candidates of a shape class on `ctx`: every shape of its kind ([`Tile::GEMM`] or
+/// [`Tile::GEMV`]), both loads (where the rows allow 16-byte ones), both dot-product
+/// formulations (unless the polyfill is forced).
 pub fn candidates(ctx: &Context, class: ShapeClass) -> Vec<KernelConfig> {
-    let tiles: &[Tile] = if class.gemv {
-        &[Tile::Block4x4]
-    } else {
-        &Tile::ALL
-    };
+    let tiles: &[Tile] = if class.gemv { &Tile::GEMV } else { &Tile::GEMM };
     let loads: &[bool] = if class.vec4_able {
         &[true, false]
     } else {
