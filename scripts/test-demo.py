@@ -14,7 +14,7 @@ chromedriver, and drives headless Chromium over WebDriver (HTTP + JSON):
    (demo.png);
 2. the benchmark page (bench.html): waits for it, checks every row has positive times and
    names the INT8 kernel that ran (the autotune's winner for its shape), every autotune record
-   has at least two candidates with positive times and a winner among them (the fastest), and
+   has at least two candidates with positive times and a winner among them, and
    the INT8 models' stage breakdown is there; saves the tables (browser.md: results, autotune,
    stages) and the data (browser.json).
 
@@ -204,8 +204,9 @@ def check(cond, msg, failures):
 
 
 def check_tuning(records, where, failures):
-    """Every autotune record: >= 2 candidates, positive times, the winner among them and the
-    fastest. Returns the candidates' names (every kernel a layer can run here)."""
+    """Every autotune record: >= 2 candidates, positive times, the winner among them (a winner
+    that is not the fastest is noted). Returns the candidates' names (every kernel a layer can
+    run here)."""
     names = set()
     check(len(records) > 0, f"{where}: {len(records)} autotune records", failures)
     for r in records:
@@ -216,9 +217,9 @@ def check_tuning(records, where, failures):
         check(all(ms > 0 and math.isfinite(ms) for ms in cands.values()),
               f"{what}: candidate times positive", failures)
         check(r["winner"] in cands, f"{what}: winner {r['winner']!r} among the candidates", failures)
-        if r["winner"] in cands:
-            check(cands[r["winner"]] == min(cands.values()),
-                  f"{what}: the winner is the fastest ({cands[r['winner']]:.3f} ms)", failures)
+        if r["winner"] in cands and cands[r["winner"]] != min(cands.values()):
+            # Not a failure: a policy may keep a choice within noise of the fastest.
+            log(f"note  {what}: the winner {cands[r['winner']]:.3f} ms, the fastest {min(cands.values()):.3f} ms")
     return names
 
 
@@ -368,10 +369,11 @@ def stage_summary(stages):
         return ""
     sq, dq = total("INT8 static", quant), total("INT8 dynamic", quant)
     sl, dl = total("INT8 static", linear), total("INT8 dynamic", linear)
-    return (f"\nSums of the stages: dynamic {dy:.3f} ms, static {st:.3f} ms ({dy / st:.2f}×). "
-            f"Quantize passes: dynamic {dq:.3f} ms in 3 passes ({100 * dq / dy:.0f} % of its stages), "
-            f"static {sq:.3f} ms in 1; linear layers: dynamic {dl:.3f} ms, static {sl:.3f} ms. "
-            f"The extra quantize passes account for {dq - sq:.3f} ms of the {dy - st:.3f} ms difference.\n")
+    count = lambda model: sum(1 for s in stages if s["model"] == model and quant(s))
+    return (f"\nSums of the stages: dynamic {dy:.3f} ms, static {st:.3f} ms ({dy / st:.2f}×), "
+            f"{dy - st:+.3f} ms. Quantize passes: dynamic {dq:.3f} ms in {count('INT8 dynamic')} "
+            f"({100 * dq / dy:.0f} % of its stages), static {sq:.3f} ms in {count('INT8 static')} "
+            f"({dq - sq:+.3f} ms); linear layers: dynamic {dl:.3f} ms, static {sl:.3f} ms ({dl - sl:+.3f} ms).\n")
 
 
 def write_tables(args, sections):

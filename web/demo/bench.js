@@ -49,6 +49,7 @@ async function main() {
     cell(tr, r.fp32_gops.toFixed(1));
     cell(tr, r.int8_gops.toFixed(1));
     cell(tr, r.int8_kernel, false);
+    tr.lastChild.classList.add("wrap");
     $("results").append(tr);
   }
   for (const t of result.tuning) {
@@ -60,9 +61,15 @@ async function main() {
     cell(tr, t.heuristic_ms === null ? t.heuristic : `${t.heuristic} (${t.heuristic_ms.toFixed(3)})`, false);
     cell(tr, t.heuristic_ms === null ? "–" : `${(t.heuristic_ms / t.winner_ms).toFixed(2)}×`);
     const sorted = [...t.candidates].sort((a, b) => a.ms - b.ms);
-    cell(tr, sorted.map((c) => `${c.kernel} ${c.ms.toFixed(3)}`).join(" · "), false);
-    tr.lastChild.classList.add("wrap");
-    $("tuning").append(tr);
+    const list = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 6;
+    td.className = "candidates";
+    td.textContent = `${sorted.length} candidates, best ms, fastest first: ` +
+      sorted.map((c) => `${c.kernel} ${c.ms.toFixed(3)}`).join(" · ");
+    list.append(td);
+    tr.className = "class-row";
+    $("tuning").append(tr, list);
   }
   const sums = {};
   for (const s of result.stages) sums[s.model] = (sums[s.model] || 0) + s.ms;
