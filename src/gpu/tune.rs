@@ -80,8 +80,10 @@ pub enum Tuning {
     Auto,
     /// The heuristic only; the autotune calls measure nothing.
     Heuristic,
-    /// This formulation for every layer's GEMM and GEMV (16-byte loads only where the rows
-    /// allow them; the polyfill where the context forces it).
+    /// This formulation for every layer's GEMM and GEMV: its loads and dot-product
+    /// formulation for both, its shape for the kernel of its kind, the heuristic's shape for
+    /// the other (16-byte loads only where the rows allow them; the polyfill where the
+    /// context forces it).
     Fixed(KernelConfig),
 }
 
@@ -121,7 +123,8 @@ pub struct TuneRecord {
     pub class: ShapeClass,
     /// The shape it was timed at, `(M, N, K)`.
     pub shape: (usize, usize, usize),
-    /// Each candidate and its best time in ms.
+    /// Each candidate and its best time in ms (a candidate whose first timed run took over
+    /// 3x the best time so far is timed once).
     pub timings: Vec<(KernelConfig, f64)>,
     /// The fastest.
     pub winner: KernelConfig,
@@ -287,12 +290,17 @@ pub fn candidates(ctx: &Context, class: ShapeClass) -> Vec<KernelConfig> {
 const GEMM_TIMING_OPS: f64 = 2.5e8;
 /// Timed runs per candidate after one warm-up (the best counts).
 const TIMED_RUNS: usize = 2;
+/// A candidate whose first timed run takes over this many times the best time so far is not
+/// timed again (some shapes run 3-10x slower than the winner on some adapters: the staged
+/// unpacked GEMM on lavapipe, for instance).
+const CLEAR_LOSER: f64 = 3.0;
 
 /// Measures the candidates of `layer`'s two shape classes (those not cached yet) on `ctx`
 /// with its own weights and epilogue, caches the winners and returns the kernels a layer
 /// of that shape now gets. Under [`Tuning::Heuristic`] or [`Tuning::Fixed`] it measures
-/// nothing and returns their choice. About 20 short runs: well under a second for a
-/// 1024 x 1024 layer on lavapipe.
+/// nothing and returns their choice. A warm-up and up to 2 timed runs per candidate (16
+/// GEMM and 20 GEMV candidates where 16-byte loads apply): a few seconds for a
+/// 1024 x 1024 layer on lavapipe, most of it building pipelines.
 ///
 /// # Errors
 /// GPU errors of the timed runs; [`Error::SizeOverflow`] for buffer sizes.
@@ -316,7 +324,7 @@ pub async fn tune_layer(ctx: &Context, layer: &QLinear) -> Result<LayerKernels> 
             ((GEMM_TIMING_OPS / per_row) as usize).clamp(GEMV_MAX_ROWS + 1, 1024)
         };
         let timer = crate::gpu::timer::GpuTimer::new(ctx)?;
-        let mut timings = Vec::new();
+        let mut timings: Vec<(KernelConfig, f64)> = Vec::new();
         for config in candidates(ctx, class) {
             let kernels = LayerKernels {
                 gemm: config,
@@ -325,6 +333,7 @@ pub async fn tune_layer(ctx: &Context, layer: &QLinear) -> Result<LayerKernels> 
             };
             let candidate = layer.with_kernels(ctx, kernels)?;
             let (input, rows, output) = candidate.scratch_buffers(ctx, m)?;
+            let leader = timings.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
             let mut best = f64::INFINITY;
             for run in 0..=TIMED_RUNS {
                 let ms = timer
@@ -334,6 +343,10 @@ pub async fn tune_layer(ctx: &Context, layer: &QLinear) -> Result<LayerKernels> 
                     .await?;
                 if run > 0 {
                     best = best.min(ms);
+                    if best > CLEAR_LOSER * leader {
+                        // Clearly slower than the leader: one timed run is enough.
+                        break;
+                    }
                 }
             }
             timings.push((config, best));
