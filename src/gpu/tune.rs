@@ -170,15 +170,25 @@ impl TuneState {
 /// The unmeasured choice for the context's adapter: an 8 x 8 block with 16-byte loads on a
 /// CPU (lavapipe, llvmpipe: every load is a per-lane scalar loop there, so loads per dot
 /// product decide), 4 x 4 with 16-byte loads on GPUs, and 8 x 8 with one-word loads where
-/// the device type is unknown or virtual (a browser's WebGPU, where `SwiftShader` ran those
-/// 1.35x faster). The GEMV takes 16-byte loads and `dot4I8Packed` everywhere: on GPUs with
+/// the device type is unknown or virtual. A browser's CPU adapter (Chromium's `SwiftShader`,
+/// which WebGPU reports as a CPU) gets 8 x 8 with one-word loads and unpacked multiply-adds:
+/// Tint emulates `dot4I8Packed` there byte by byte, and the autotune picked that formulation
+/// in every large GEMM class (the heuristic's lavapipe choice ran 1.16-1.48x slower). The GEMV takes 16-byte loads and `dot4I8Packed` everywhere: on GPUs with
 /// K split across a workgroup of 64 in interleaved loads (adjacent invocations read adjacent
 /// 16 bytes, which a GPU coalesces), elsewhere 8 columns per invocation over all of K (on
 /// lavapipe every load is a per-lane gather and the activation word, the same in every
 /// lane, is loaded once for 8 weight words; the split shapes ran 1.3-1.8x slower there).
 pub fn heuristic(ctx: &Context) -> (KernelConfig, KernelConfig) {
     let device_type = ctx.adapter_info().map(|a| a.device_type);
+    let in_browser = ctx
+        .adapter_info()
+        .is_some_and(|a| a.backend == wgpu::Backend::BrowserWebGpu);
     let gemm = match device_type {
+        Some(wgpu::DeviceType::Cpu) if in_browser => KernelConfig {
+            tile: Tile::Block8x8,
+            vec4_loads: false,
+            unpacked: true,
+        },
         Some(wgpu::DeviceType::Cpu) => KernelConfig {
             tile: Tile::Block8x8,
             vec4_loads: true,
