@@ -1,8 +1,8 @@
 //! GPU quantize and dequantize equal the CPU reference bit for bit: every convention, both
 //! types, per tensor and per axis, NaN, ±Inf, -0, subnormals, ties and saturation.
 
-use wgpu_quant::gpu::quantize::{dequantize_blocking, quantize_blocking};
-use wgpu_quant::reference::quantize::{dequantize, quantize};
+use wgpu_quant::gpu::quantize::{dequantize_blocking, dequantize_i32_blocking, quantize_blocking};
+use wgpu_quant::reference::quantize::{dequantize, dequantize_i32, quantize};
 use wgpu_quant::{Convention, Error, QType, QuantParams};
 
 use crate::common::{Rng, gpu};
@@ -416,4 +416,177 @@ fn rank_zero_tensors_follow_the_reference() {
         quantize_blocking(ctx, Convention::Onnx, &[1.0], &[], &axis),
         Err(Error::AxisOutOfRange { rank: 0, .. })
     ));
+}
+
+/// int32 values where the conversion to f32 rounds (above 2^24, ties included), the ends of
+/// i32, and small values, plus `random` draws over all of i32.
+fn i32_edges(rng: &mut Rng, random: usize) -> Vec<i32> {
+    const P24: i32 = 1 << 24;
+    let mut v = vec![
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        127,
+        -128,
+        P24 - 1,
+        -(P24 - 1),
+        P24,
+        -P24,
+        P24 + 1, // a tie: rounds to 2^24
+        -(P24 + 1),
+        P24 + 2,
+        -(P24 + 2),
+        P24 + 3, // a tie: rounds to 2^24 + 4
+        -(P24 + 3),
+        (1 << 30) + 64,  // a tie at ulp 128
+        (1 << 30) + 192, // a tie that rounds up
+        i32::MAX,        // rounds up to 2^31
+        i32::MAX - 64,   // 2^31 - 65: just below a tie, rounds down
+        i32::MAX - 63,   // 2^31 - 64: a tie, rounds up to 2^31
+        i32::MIN,
+        i32::MIN + 1,
+        i32::MIN + 64,
+        i32::MIN + 65,
+    ];
+    v.extend((0..random).map(|_| rng.next_u32() as i32));
+    v.extend((0..random / 4).map(|_| rng.int(-1000, 1000)));
+    v
+}
+
+/// The scales the int32 tests use: ordinary ones, a large normal one (`|i32::MIN| * s` is
+/// still finite, just below `f32::MAX`), the smallest normal and another tiny normal one.
+const I32_SCALES: [f32; 6] = [1.0, 0.0173, 3.0 / 17.0, 1.5e29, f32::MIN_POSITIVE, 1.7e-38];
+
+/// Compares `got` with `want` by bits and returns the number of comparisons.
+fn same_bits(got: &[f32], want: &[f32], q: &[i32], what: &str) -> usize {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let bad: Vec<String> = (0..got.len())
+        .filter(|&i| got[i].to_bits() != want[i].to_bits())
+        .take(5)
+        .map(|i| {
+            format!(
+                "[{i}] q={} gpu={:e} ({:#010x}) cpu={:e} ({:#010x})",
+                q[i],
+                got[i],
+                got[i].to_bits(),
+                want[i],
+                want[i].to_bits()
+            )
+        })
+        .collect();
+    assert!(bad.is_empty(), "{what}: {bad:?}");
+    got.len()
+}
+
+/// Int32 dequantize (ONNX `DequantizeLinear` with int32 input) on the GPU equals the
+/// reference bit for bit, per tensor and per axis (axes 0 and 1 of a shape whose size is not
+/// a multiple of the workgroup, and the middle axis of a rank-3 tensor), on the values where
+/// `f32(q)` rounds and with large and tiny scales.
+#[test]
+fn dequantize_i32_matches_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(23);
+    let mut compared = 0;
+    // Per tensor: every edge value under each scale, and the product past f32::MAX
+    // (saturating to ±Inf as in the reference; README, "Finite math").
+    let q = i32_edges(&mut rng, 3000);
+    for s in I32_SCALES.into_iter().chain([f32::MAX]) {
+        for t in [QType::I8, QType::U8] {
+            let params = QuantParams::per_tensor(s, 0, t.full_range()).unwrap();
+            let want = dequantize_i32(&q, &[q.len()], &params).unwrap();
+            assert_eq!(want[0].to_bits(), 0, "f32(0) * s is +0");
+            let got = dequantize_i32_blocking(ctx, &q, &[q.len()], &params).unwrap();
+            compared += same_bits(&got, &want, &q, &format!("per tensor s={s:e} {t:?}"));
+        }
+    }
+    // Per axis: every scale appears in every channel position.
+    for (shape, axis) in [
+        (vec![6usize, 67], 0usize),
+        (vec![5, 67], 1),
+        (vec![3, 6, 7], 1),
+    ] {
+        let n: usize = shape.iter().product();
+        let channels = shape[axis];
+        let mut q = i32_edges(&mut rng, n);
+        q.truncate(n);
+        for shift in 0..I32_SCALES.len() {
+            let scales = (0..channels)
+                .map(|c| I32_SCALES[(c + shift) % I32_SCALES.len()])
+                .collect();
+            let params =
+                QuantParams::per_axis(axis, scales, vec![0; channels], QType::I8.full_range())
+                    .unwrap();
+            let want = dequantize_i32(&q, &shape, &params).unwrap();
+            let got = dequantize_i32_blocking(ctx, &q, &shape, &params).unwrap();
+            compared += same_bits(&got, &want, &q, &format!("{shape:?} axis {axis}"));
+        }
+    }
+    // A rank-0 tensor and an empty one.
+    let params = QuantParams::per_tensor(0.5, 0, QType::I8.full_range()).unwrap();
+    let got = dequantize_i32_blocking(ctx, &[i32::MIN], &[], &params).unwrap();
+    let want = dequantize_i32(&[i32::MIN], &[], &params).unwrap();
+    compared += same_bits(&got, &want, &[i32::MIN], "rank 0");
+    assert!(
+        dequantize_i32_blocking(ctx, &[], &[0, 3], &params)
+            .unwrap()
+            .is_empty()
+    );
+    eprintln!("dequantize_i32: {compared} values compared by bits");
+    assert_eq!(compared, 58_043);
+}
+
+/// A non-zero zero point (int32 has none) and a length that does not fit the shape are typed
+/// errors, the same on the GPU as in the reference.
+#[test]
+fn dequantize_i32_errors_are_typed() {
+    let Some(ctx) = gpu() else { return };
+    let zp = QuantParams::per_tensor(0.5, 3, QType::I8.full_range()).unwrap();
+    let axis_zp =
+        QuantParams::per_axis(1, vec![0.5; 3], vec![0, 0, -2], QType::I8.full_range()).unwrap();
+    let ok = QuantParams::per_tensor(0.5, 0, QType::U8.full_range()).unwrap();
+    let axis = QuantParams::per_axis(1, vec![0.5; 2], vec![0; 2], QType::I8.full_range()).unwrap();
+    let cases: [(&QuantParams, &[i32], &[usize]); 4] = [
+        (&zp, &[1; 6], &[2, 3]),
+        (&axis_zp, &[1; 6], &[2, 3]),
+        (&ok, &[1; 5], &[2, 3]),
+        (&axis, &[1; 6], &[2, 3]),
+    ];
+    let mut errors = Vec::new();
+    for (params, q, shape) in cases {
+        let cpu = dequantize_i32(q, shape, params).unwrap_err();
+        let gpu = dequantize_i32_blocking(ctx, q, shape, params).unwrap_err();
+        assert_eq!(gpu, cpu, "{shape:?} {params:?}");
+        errors.push(cpu);
+    }
+    assert!(
+        matches!(&errors[0], Error::ZeroPointOutOfRange { what, value: 3, qmin: 0, qmax: 0 }
+            if what.starts_with("zero_point[0]")),
+        "{:?}",
+        errors[0]
+    );
+    assert!(
+        matches!(&errors[1], Error::ZeroPointOutOfRange { what, value: -2, .. }
+            if what.starts_with("zero_point[2]")),
+        "{:?}",
+        errors[1]
+    );
+    assert!(
+        matches!(
+            errors[2],
+            Error::ShapeMismatch {
+                expected: 6,
+                got: 5,
+                ..
+            }
+        ),
+        "{:?}",
+        errors[2]
+    );
+    assert!(
+        matches!(errors[3], Error::LengthMismatch { .. }),
+        "{:?}",
+        errors[3]
+    );
 }

@@ -154,6 +154,7 @@ fn buildable_is_every_value_of_every_field() {
             PipelineKey::DynamicQuantize { symmetric } => {
                 note("DynamicQuantize", &[("symmetric", symmetric.to_string())])
             }
+            PipelineKey::DequantizeI32 => note("DequantizeI32", &[]),
             PipelineKey::Divide => note("Divide", &[]),
             PipelineKey::MatmulF32 {
                 has_bias,
@@ -191,14 +192,14 @@ fn buildable_is_every_value_of_every_field() {
     }
     assert_eq!(
         per_variant.len(),
-        9,
+        10,
         "every PipelineKey variant is buildable"
     );
     assert_eq!(keys.len(), expected_total);
-    // 3 + 2 + 7·3·2^8·|Tile::ALL| + 2·3 + 3·2 + 1 + 2^3 today.
+    // 3 + 2 + 1 + 7·3·2^8·|Tile::ALL| + 2·3 + 3·2 + 1 + 2^3 today.
     assert_eq!(
         keys.len(),
-        3 + 2 + 7 * 3 * 256 * Tile::ALL.len() + 6 + 6 + 1 + 8
+        3 + 2 + 1 + 7 * 3 * 256 * Tile::ALL.len() + 6 + 6 + 1 + 8
     );
 }
 

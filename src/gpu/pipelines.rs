@@ -18,6 +18,8 @@ pub enum PipelineKey {
         /// I8 storage (sign-extend) or U8.
         signed: bool,
     },
+    /// Dequantize of an int32 tensor (no zero point): `f32(q) * s`.
+    DequantizeI32,
     /// The int8 GEMM with one epilogue.
     MatmulI8(MatmulVariant),
     /// Dynamic quantization per row in one pass: a workgroup per row reduces its range,
@@ -294,6 +296,7 @@ impl PipelineKey {
                 "dequantize",
                 quantize_constants(Convention::Onnx, signed),
             ),
+            PipelineKey::DequantizeI32 => ("dequantize_i32", "dequantize_i32", vec![]),
             PipelineKey::DynamicRow { symmetric, .. }
             | PipelineKey::DynamicRange { symmetric }
             | PipelineKey::DynamicParams { symmetric }
@@ -446,6 +449,7 @@ impl PipelineKey {
             .map(|&convention| PipelineKey::Quantize { convention })
             .collect();
         keys.extend(BOOLS.map(|signed| PipelineKey::Dequantize { signed }));
+        keys.push(PipelineKey::DequantizeI32);
         for symmetric in BOOLS {
             for workgroup in crate::gpu::dynamic::ROW_WORKGROUPS {
                 keys.push(PipelineKey::DynamicRow {

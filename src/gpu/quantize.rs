@@ -1,5 +1,6 @@
 //! Static quantize and dequantize on the GPU (`shaders/quantize.wgsl`), per tensor or per
-//! axis, under any convention. CPU twins: [`crate::reference::quantize`].
+//! axis, under any convention, and the dequantize of int32 tensors
+//! (`shaders/dequantize_i32.wgsl`). CPU twins: [`crate::reference::quantize`].
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -14,6 +15,7 @@ use crate::quant::pack::{unpack_bytes, words_per_row};
 use crate::quant::params::QuantParams;
 use crate::quant::qtype::QType;
 use crate::quant::scalar::reciprocal_scale;
+use crate::reference::quantize::check_int32_params;
 
 /// Twin of `QuantizeUniforms` in `shaders/quantize.wgsl`.
 #[repr(C)]
@@ -49,6 +51,20 @@ pub struct ChannelQuant {
     pub zero_point: i32,
     /// Padding to 16 bytes.
     pub pad: u32,
+}
+
+/// Twin of `DequantizeI32Uniforms` in `shaders/dequantize_i32.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DequantizeI32Uniforms {
+    /// Elements of the tensor.
+    pub elements: u32,
+    /// Elements per step of the scaled axis (1 per tensor).
+    pub inner: u32,
+    /// Channels along the axis (1 per tensor).
+    pub channels: u32,
+    /// Invocations per grid row (see [`grid`]).
+    pub dispatch_width: u32,
 }
 
 /// The smallest scale the reciprocal-multiply path accepts on the GPU: below it, `x * (1/s)`
@@ -373,6 +389,132 @@ pub async fn dequantize(
     let output = crate::gpu::buffers::create(ctx, "dequantize output", bytes, usage)?;
     ctx.submit("dequantize", |encoder| {
         encode_dequantize(ctx, encoder, params, shape, &input, &output)
+    })?;
+    let out = read(ctx, &output, bytes).await?;
+    Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&out))
+}
+
+/// Records a dequantize of the int32 tensor `input` (row-major `shape`, one `i32` per
+/// element) into f32 `output`: `f32(q) * s` per element, the scale per tensor or per channel
+/// along `params.axis()`, as [`crate::reference::quantize::dequantize_i32`]. The params' zero
+/// points must be 0 (int32 has no zero point); their qtype and range are not used.
+///
+/// # Errors
+/// [`Error::ZeroPointOutOfRange`] for a non-zero zero point; shape and params errors
+/// ([`QuantParams::check_shape`]); [`Error::SizeOverflow`] for a shape whose sizes overflow;
+/// buffer checks as [`check_storage`]; [`Error::BufferAliasing`] when `input` is `output`;
+/// [`Error::Unsupported`] above the dispatch limits; [`Error::Gpu`] for wgpu errors.
+pub fn encode_dequantize_i32(
+    ctx: &Context,
+    encoder: &mut wgpu::CommandEncoder,
+    params: &QuantParams,
+    shape: &[usize],
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Result<()> {
+    check_int32_params(params)?;
+    let layout = layout(params, shape)?;
+    let elements = layout.rows * layout.cols; // checked by `layout`
+    check_storage(
+        ctx,
+        "dequantize_i32 input",
+        input,
+        byte_len("dequantize_i32 input", elements, 4)?,
+    )?;
+    check_storage(
+        ctx,
+        "dequantize_i32 output",
+        output,
+        byte_len("dequantize_i32 output", elements, 4)?,
+    )?;
+    if elements == 0 {
+        return Ok(());
+    }
+    crate::gpu::buffers::check_distinct(
+        ("dequantize_i32 input", input),
+        ("dequantize_i32 output", output),
+    )?;
+    let (gx, gy, dispatch_width) = grid(ctx, elements as u64, 64)?;
+    let uniforms = DequantizeI32Uniforms {
+        elements: to_u32("dequantize_i32 elements", elements)?,
+        inner: to_u32("inner", layout.inner)?,
+        channels: to_u32("channels", layout.channels)?,
+        dispatch_width,
+    };
+    let scale_bits: Vec<u32> = params.scales().iter().map(|s| s.to_bits()).collect();
+    let pipeline = ctx.pipeline(PipelineKey::DequantizeI32)?;
+    let uniform_buf = upload(
+        ctx,
+        "dequantize_i32 uniforms",
+        &[uniforms],
+        wgpu::BufferUsages::UNIFORM,
+    )?;
+    let scale_buf = upload(
+        ctx,
+        "dequantize_i32 scales",
+        &scale_bits,
+        wgpu::BufferUsages::STORAGE,
+    )?;
+    let group = bind_group(
+        ctx,
+        "dequantize_i32",
+        &pipeline,
+        &[&uniform_buf, &scale_buf, output, input],
+    )?;
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some("dequantize_i32"),
+        timestamp_writes: None,
+    });
+    pass.set_pipeline(&pipeline);
+    pass.set_bind_group(0, &group, &[]);
+    pass.dispatch_workgroups(gx, gy, 1);
+    Ok(())
+}
+
+/// Blocking form of [`dequantize_i32`] (native only).
+///
+/// # Errors
+/// As [`dequantize_i32`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn dequantize_i32_blocking(
+    ctx: &Context,
+    q: &[i32],
+    shape: &[usize],
+    params: &QuantParams,
+) -> Result<Vec<f32>> {
+    pollster::block_on(dequantize_i32(ctx, q, shape, params))
+}
+
+/// Dequantizes an int32 tensor on the GPU (onnxruntime's `DequantizeLinear` with int32
+/// input): `f32(q) * s` per element, equal bit for bit to
+/// [`crate::reference::quantize::dequantize_i32`].
+///
+/// # Errors
+/// As [`encode_dequantize_i32`], plus [`Error::ShapeMismatch`] when `q` does not match
+/// `shape`.
+pub async fn dequantize_i32(
+    ctx: &Context,
+    q: &[i32],
+    shape: &[usize],
+    params: &QuantParams,
+) -> Result<Vec<f32>> {
+    check_int32_params(params)?;
+    let layout = layout(params, shape)?;
+    let elements = layout.rows * layout.cols; // checked by `layout`
+    if q.len() != elements {
+        return Err(Error::ShapeMismatch {
+            what: "dequantize_i32 input".into(),
+            shape: shape.to_vec(),
+            expected: elements,
+            got: q.len(),
+        });
+    }
+    let input = upload(ctx, "dequantize_i32 input", q, wgpu::BufferUsages::STORAGE)?;
+    let bytes = byte_len("dequantize_i32 output", elements, 4)?;
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let output = crate::gpu::buffers::create(ctx, "dequantize_i32 output", bytes, usage)?;
+    ctx.submit("dequantize_i32", |encoder| {
+        encode_dequantize_i32(ctx, encoder, params, shape, &input, &output)
     })?;
     let out = read(ctx, &output, bytes).await?;
     Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&out))

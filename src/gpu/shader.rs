@@ -46,6 +46,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("dot4_i8", include_str!("../../shaders/dot4_i8.wgsl")),
     ("peak", include_str!("../../shaders/peak.wgsl")),
     ("quantize", include_str!("../../shaders/quantize.wgsl")),
+    (
+        "dequantize_i32",
+        include_str!("../../shaders/dequantize_i32.wgsl"),
+    ),
     ("matmul_i8", include_str!("../../shaders/matmul_i8.wgsl")),
     (
         "matmul_i8/register",

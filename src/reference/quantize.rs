@@ -1,5 +1,5 @@
 //! Tensor quantize and dequantize, per tensor or per axis: the CPU twins of
-//! `shaders/quantize.wgsl` and `shaders/dequantize.wgsl`.
+//! `shaders/quantize.wgsl` (quantize, dequantize) and `shaders/dequantize_i32.wgsl`.
 
 use crate::error::{Error, Result};
 use crate::quant::convention::Convention;
@@ -105,5 +105,47 @@ pub fn dequantize(q: &[u8], shape: &[usize], params: &QuantParams) -> Result<Vec
                 params.zero_point(c),
             )
         })
+        .collect())
+}
+
+/// Checks that params can dequantize an int32 tensor: int32 has no zero point in ONNX
+/// (`DequantizeLinear` with int32 input), so every zero point must be 0. The params' qtype and
+/// clamp range are not used (dequantize does not clamp), so params of either type serve.
+///
+/// # Errors
+/// [`Error::ZeroPointOutOfRange`] (range `[0, 0]`) naming the first non-zero zero point.
+pub fn check_int32_params(params: &QuantParams) -> Result<()> {
+    match params.zero_points().iter().position(|&z| z != 0) {
+        None => Ok(()),
+        Some(c) => Err(Error::ZeroPointOutOfRange {
+            what: format!("zero_point[{c}] of an int32 dequantize (int32 has no zero point)"),
+            value: params.zero_points()[c],
+            qmin: 0,
+            qmax: 0,
+        }),
+    }
+}
+
+/// Dequantizes an int32 tensor (onnxruntime's `DequantizeLinear` with int32 input, as a
+/// convolution's or matmul's i32 accumulator): `y = f32(x) * s` per element, with `x`
+/// converted to f32 (rounded to nearest even above 2^24) and then multiplied (rounded once
+/// more); the same two roundings as the GPU's `f32(q) * s`.
+///
+/// `params` give one scale per tensor or per channel along `params.axis()`, with the same
+/// shape and axis rules as [`dequantize`]. Their zero points must all be 0 (int32 has no
+/// zero point); their qtype and range are ignored, so per-tensor or per-axis params built
+/// with any range that contains 0 (for example `QType::I8.full_range()`) express an int32
+/// tensor's scales.
+///
+/// # Errors
+/// [`Error::ZeroPointOutOfRange`] for a non-zero zero point ([`check_int32_params`]);
+/// [`Error::ShapeMismatch`] when `q` does not match `shape`; [`Error::SizeOverflow`] when
+/// the shape's element count overflows; or the params' axis errors.
+pub fn dequantize_i32(q: &[i32], shape: &[usize], params: &QuantParams) -> Result<Vec<f32>> {
+    check_int32_params(params)?;
+    check_tensor("dequantize_i32 input", q.len(), shape, params)?;
+    Ok(q.iter()
+        .enumerate()
+        .map(|(i, &x)| x as f32 * params.scale(channel_of(i, shape, params.axis())))
         .collect())
 }
