@@ -351,7 +351,7 @@ fn walk_module(
 /// Parses, validates and walks WGSL, returning the bit-exact violations.
 ///
 /// # Errors
-/// [`Error::Shader`] when the source does not parse or validate.
+/// [`crate::Error::Shader`] when the source does not parse or validate.
 pub fn check_bit_exact(name: &str, wgsl: &str, allow_contraction: bool) -> Result<Vec<Violation>> {
     let (module, info) = parse_and_validate(name, wgsl)?;
     Ok(bit_exact_violations(&module, &info, allow_contraction))
