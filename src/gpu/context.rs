@@ -112,16 +112,10 @@ impl Context {
         pollster::block_on(Self::headless_async())
     }
 
-    /// Creates a device on the default adapter without blocking: the constructor for the
-    /// browser (WebGPU), and the async form of `Context::headless` on native. In a browser
-    /// the environment variables are absent and the page's WebGPU adapter is used.
-    ///
-    /// # Errors
-    /// [`Error::NoAdapter`] when no adapter (or none matching `WGPU_ADAPTER_NAME`) exists;
-    /// [`Error::Gpu`] when the device request fails.
-    pub async fn headless_async() -> Result<Self> {
-        let instance = shared_instance();
-        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+    /// The adapter `WGPU_ADAPTER_NAME` names (a substring, any backend), else wgpu's choice
+    /// under `WGPU_POWER_PREF` (high performance by default).
+    async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+        Ok(match std::env::var("WGPU_ADAPTER_NAME") {
             Ok(wanted) => {
                 let wanted = wanted.to_lowercase();
                 let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
@@ -143,7 +137,32 @@ impl Context {
                 })
                 .await
                 .map_err(|e| Error::NoAdapter(e.to_string()))?,
+        })
+    }
+
+    /// Creates a device on the default adapter without blocking: the constructor for the
+    /// browser (WebGPU), and the async form of `Context::headless` on native. In a browser
+    /// the environment variables are absent and the page's WebGPU adapter is used.
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`] when no adapter (or none matching `WGPU_ADAPTER_NAME`) exists;
+    /// [`Error::Gpu`] when the device request fails.
+    pub async fn headless_async() -> Result<Self> {
+        let instance = shared_instance();
+        // wgpu-hal's GL backend panics (EGL `make_current`: BadAccess) when two threads
+        // enumerate adapters at once, which every request does: on native, where those calls
+        // complete without waiting, they run one at a time under a process-wide lock, taken
+        // and released inside `block_on` so this future stays `Send`.
+        #[cfg(not(target_arch = "wasm32"))]
+        let adapter = {
+            static ADAPTER_LOCK: Mutex<()> = Mutex::new(());
+            let _one_at_a_time = ADAPTER_LOCK
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pollster::block_on(Self::pick_adapter(&instance))?
         };
+        #[cfg(target_arch = "wasm32")]
+        let adapter = Self::pick_adapter(&instance).await?;
         let wanted =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
         let (device, queue) = adapter
