@@ -4,6 +4,8 @@
 
 use wgpu_quant::gpu::Context;
 use wgpu_quant::gpu::gemm::{ActivationInput, QLinear, QuantizedWeights, RowParams};
+use wgpu_quant::gpu::pipelines::Tile;
+use wgpu_quant::gpu::tune::{KernelConfig, Tuning};
 use wgpu_quant::reference::bounds::max_depth;
 use wgpu_quant::reference::gemm::{
     GemmInputs, GemmOutput, QMatrix, matmul_i8, matmul_i8_fused_alternative,
@@ -282,7 +284,9 @@ impl GemmTester {
                 scale: row_scales[r],
             })
             .collect();
-        assert_eq!(layer.variant().dot4_polyfill, ctx.dot4_polyfill());
+        // A context that runs the polyfill forces it; otherwise the formulation is the
+        // heuristic's or the autotune's (on SwiftShader the heuristic picks unpacked).
+        assert!(!ctx.dot4_polyfill() || layer.variant().dot4_polyfill);
         let got = layer
             .run(ctx, &a, t.m, per_row.then_some(&rows[..]))
             .await
@@ -602,7 +606,8 @@ async fn deep_k_at_the_accumulator_bound() {
         .await;
     let k = max_depth(QType::I8, 0, QType::I8, 0, 0); // 131071
     let poly = t.ctx.clone().with_dot4_polyfill(true);
-    for ctx in [&t.ctx, &poly] {
+    let packed = with_packed_dot4(&t.ctx);
+    for ctx in [&t.ctx, &poly, &packed] {
         GemmTester::new()
             .shape(1, 2, k)
             .a_zero_point(0)
@@ -707,7 +712,8 @@ async fn vec4_loads_and_split_above_the_binding_limit() {
 async fn dot4_polyfill_gives_the_same_bits() {
     let t = Test::start("gemm::dot4_polyfill_gives_the_same_bits").await;
     let poly = t.ctx.clone().with_dot4_polyfill(true);
-    let native = t.ctx.clone().with_dot4_polyfill(false);
+    // The built-in, whatever the heuristic would pick on this adapter.
+    let native = with_packed_dot4(&t.ctx.clone().with_dot4_polyfill(false));
     for (i, kind) in [
         Kind::I32,
         Kind::F32,
@@ -731,6 +737,17 @@ async fn dot4_polyfill_gives_the_same_bits() {
         }
     }
     t.done();
+}
+
+/// `ctx` with every layer on `dot4I8Packed` (8 x 8 block, 16-byte loads where rows allow):
+/// the heuristic picks the unpacked formulation on a browser's CPU adapter, and the built-in
+/// must stay covered there.
+fn with_packed_dot4(ctx: &Context) -> Context {
+    ctx.clone().with_tuning(Tuning::Fixed(KernelConfig {
+        tile: Tile::Block8x8,
+        vec4_loads: true,
+        unpacked: false,
+    }))
 }
 
 /// Random shapes, types and epilogues (the native proptest's space, fixed seeds).
