@@ -80,6 +80,32 @@ pub fn shared_instance() -> wgpu::Instance {
     }
 }
 
+/// One thread's turn to request an adapter (see [`Context::headless_async`]); released on
+/// drop.
+struct AdapterTurn;
+
+static ADAPTER_TURN_TAKEN: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+impl AdapterTurn {
+    fn take() -> Self {
+        use std::sync::atomic::Ordering;
+        while ADAPTER_TURN_TAKEN
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+        AdapterTurn
+    }
+}
+
+impl Drop for AdapterTurn {
+    fn drop(&mut self) {
+        ADAPTER_TURN_TAKEN.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 impl Context {
     /// Wraps the caller's device and queue, for embedding in an existing wgpu application.
     pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Self {
@@ -150,19 +176,14 @@ impl Context {
     pub async fn headless_async() -> Result<Self> {
         let instance = shared_instance();
         // wgpu-hal's GL backend panics (EGL `make_current`: BadAccess) when two threads
-        // enumerate adapters at once, which every request does: on native, where those calls
-        // complete without waiting, they run one at a time under a process-wide lock, taken
-        // and released inside `block_on` so this future stays `Send`.
-        #[cfg(not(target_arch = "wasm32"))]
+        // enumerate adapters at once, which every request does: requests take turns. The turn
+        // is an atomic flag, not a mutex guard, so this future stays `Send`; a thread waits
+        // only while another thread's request (which completes without waiting on native)
+        // runs. A browser has one thread: never contended there.
         let adapter = {
-            static ADAPTER_LOCK: Mutex<()> = Mutex::new(());
-            let _one_at_a_time = ADAPTER_LOCK
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            pollster::block_on(Self::pick_adapter(&instance))?
+            let _turn = AdapterTurn::take();
+            Self::pick_adapter(&instance).await?
         };
-        #[cfg(target_arch = "wasm32")]
-        let adapter = Self::pick_adapter(&instance).await?;
         let wanted =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
         let (device, queue) = adapter
@@ -498,6 +519,24 @@ impl Context {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+
+    /// Contexts made on several threads at once all work (adapter requests take turns), and
+    /// the async constructor stays `Send` (it can be spawned on a multi-threaded executor).
+    #[test]
+    fn contexts_from_several_threads_at_once() {
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&Context::headless_async());
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| Context::headless().map(|c| c.adapter_info().is_some())))
+            .collect();
+        for t in threads {
+            match t.join().expect("a thread panicked") {
+                Ok(has_info) => assert!(has_info),
+                Err(Error::NoAdapter(_)) => {} // no adapter on this machine: nothing to race
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
 
     /// An error-scope pop that resolves on its second poll, as a browser's promise does
     /// (native wgpu's pops are ready at once, so only this reaches the deferred path).
